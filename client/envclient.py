@@ -1,0 +1,438 @@
+"""The async client SDK: many concurrent episodes over a few gRPC channels.
+
+    async with EnvClient("127.0.0.1:50051") as client:
+        async with client.episode("maze", task_id=3) as ep:
+            print(ep.instruction, ep.initial.observation)
+            while not ep.over:
+                result = await ep.step(await ep.expert())
+            print(result.success)
+
+Each episode is one bidirectional stream; all streams to one server share its channel(s). With
+several addresses, an episode goes to the least-loaded server that hosts its env (from
+`ListEnvs`, refreshed in the background, plus this client's own opens and closes); a server that
+is full or unreachable at create time is skipped for the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+import grpc
+
+from agentgym.client.errors import (
+    AgentGymError,
+    FailedPrecondition,
+    NotFound,
+    Unavailable,
+    error_for,
+    from_rpc_error,
+)
+from agentgym.client.types import EnvInfo, ServerStatus, StepResult
+from agentgym.v1 import env_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+_SESSION = "/agentgym.v1.EnvService/Session"
+_LIST = "/agentgym.v1.EnvService/ListEnvs"
+
+
+def channel_options(
+    max_message_bytes: int = 4 * 1024 * 1024, distinct: int | None = None
+) -> list[tuple[str, Any]]:
+    opts: list[tuple[str, Any]] = [
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.enable_retries", 0),
+    ]
+    if distinct is not None:
+        # Channels with equal arguments share one connection; a distinct arg forces a new one.
+        opts.append(("agentgym.channel_index", distinct))
+    return opts
+
+
+class _Server:
+    """One server address: its channels, what it hosts, and how loaded it is."""
+
+    def __init__(self, address: str, channels: int, max_message_bytes: int) -> None:
+        self.address = address
+        self.channels = [
+            grpc.aio.insecure_channel(
+                address, options=channel_options(max_message_bytes, i if channels > 1 else None)
+            )
+            for i in range(channels)
+        ]
+        self._next = itertools.cycle(range(channels))
+        self.sessions = [
+            ch.stream_stream(
+                _SESSION,
+                request_serializer=pb.SessionRequest.SerializeToString,
+                response_deserializer=pb.SessionResponse.FromString,
+            )
+            for ch in self.channels
+        ]
+        self.list_rpc = self.channels[0].unary_unary(
+            _LIST,
+            request_serializer=pb.ListEnvsRequest.SerializeToString,
+            response_deserializer=pb.ListEnvsResponse.FromString,
+        )
+        self.status: ServerStatus | None = None
+        self.open: Counter[str] = Counter()  # this client's live episodes here, per env
+        self.opened_since_refresh: Counter[str] = Counter()
+        self.down_until = 0.0
+
+    def session_call(self) -> grpc.aio.StreamStreamCall:
+        return self.sessions[next(self._next)]()
+
+    def load(self, env: str) -> float:
+        """Fraction of this server's capacity for `env` in use, by the last ListEnvs plus our own
+        opens since; unknown servers count as empty."""
+        if self.status is None or env not in self.status.envs:
+            return self.open[env] / 1e9
+        info = self.status.envs[env]
+        live = info.live_episodes + self.opened_since_refresh[env]
+        return live / max(1, info.max_episodes)
+
+    async def close(self) -> None:
+        await asyncio.gather(*(ch.close() for ch in self.channels), return_exceptions=True)
+
+
+class EnvClient:
+    """Async client for one or more env servers. Use as `async with`, or call `close()`."""
+
+    def __init__(
+        self,
+        addresses: str | Sequence[str],
+        *,
+        channels_per_server: int = 1,
+        max_message_bytes: int = 4 * 1024 * 1024,
+        refresh_s: float = 5.0,
+        connect_timeout_s: float = 10.0,
+    ) -> None:
+        if isinstance(addresses, str):
+            addresses = [a.strip() for a in addresses.split(",") if a.strip()]
+        if not addresses:
+            raise ValueError("EnvClient needs at least one server address (host:port)")
+        self.servers = [_Server(a, channels_per_server, max_message_bytes) for a in addresses]
+        self.refresh_s = refresh_s
+        self.connect_timeout_s = connect_timeout_s
+        self._refreshed_at = -1e18
+        self._refresh_lock = asyncio.Lock()
+        self._ids = itertools.count(1)
+
+    async def __aenter__(self) -> EnvClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await asyncio.gather(*(s.close() for s in self.servers))
+
+    # --- discovery -------------------------------------------------------------------------------
+    async def server_status(self, address: str | None = None, timeout_s: float | None = None) -> ServerStatus:
+        """ListEnvs of one server (the first by default)."""
+        server = self._server(address) if address else self.servers[0]
+        try:
+            reply = await server.list_rpc(pb.ListEnvsRequest(), timeout=timeout_s or self.connect_timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            raise from_rpc_error(exc, address=server.address) from None
+        server.status = ServerStatus.from_pb(server.address, reply)
+        server.opened_since_refresh.clear()
+        return server.status
+
+    async def refresh(self) -> list[ServerStatus | AgentGymError]:
+        """ListEnvs of every server, for routing; unreachable ones are marked down for a while."""
+        results: list[ServerStatus | AgentGymError] = []
+        replies = await asyncio.gather(
+            *(self.server_status(s.address) for s in self.servers), return_exceptions=True
+        )
+        for server, reply in zip(self.servers, replies, strict=True):
+            if isinstance(reply, AgentGymError):
+                server.down_until = time.monotonic() + self.refresh_s
+                results.append(reply)
+            elif isinstance(reply, BaseException):
+                raise reply
+            else:
+                server.down_until = 0.0
+                results.append(reply)
+        self._refreshed_at = time.monotonic()
+        return results
+
+    async def envs(self) -> dict[str, EnvInfo]:
+        """Every env any reachable server hosts (the first server's spec wins on conflicts)."""
+        out: dict[str, EnvInfo] = {}
+        for r in await self.refresh():
+            if isinstance(r, ServerStatus):
+                for name, info in r.envs.items():
+                    out.setdefault(name, info)
+        if not out and all(s.status is None for s in self.servers):
+            raise Unavailable(f"no env server reachable at {', '.join(s.address for s in self.servers)}")
+        return out
+
+    async def env_info(self, env: str) -> EnvInfo:
+        envs = await self.envs()
+        if env not in envs:
+            raise NotFound(f"no server hosts env {env!r}; hosted: {', '.join(sorted(envs)) or 'none'}")
+        return envs[env]
+
+    def _server(self, address: str) -> _Server:
+        for s in self.servers:
+            if s.address == address:
+                return s
+        raise ValueError(f"{address} is not one of this client's servers")
+
+    async def _candidates(self, env: str) -> list[_Server]:
+        if len(self.servers) == 1:
+            return self.servers
+        if time.monotonic() - self._refreshed_at > self.refresh_s:
+            async with self._refresh_lock:
+                if time.monotonic() - self._refreshed_at > self.refresh_s:
+                    await self.refresh()
+        now = time.monotonic()
+        hosting = [
+            s for s in self.servers if s.status is not None and env in s.status.envs and s.down_until <= now
+        ]
+        if not hosting:
+            known = [s for s in self.servers if s.status is not None]
+            if known:
+                raise NotFound(
+                    f"no reachable server hosts env {env!r}; servers: {', '.join(s.address for s in self.servers)}"
+                )
+            raise Unavailable(f"no env server reachable at {', '.join(s.address for s in self.servers)}")
+        return sorted(hosting, key=lambda s: s.load(env))
+
+    # --- episodes --------------------------------------------------------------------------------
+    async def open_episode(
+        self,
+        env: str,
+        task_id: int,
+        *,
+        seed: int | None = None,
+        max_steps: int = 0,
+        options: Mapping[str, str] | None = None,
+    ) -> Episode:
+        """Create an episode on the best server; the caller must `close()` it (or use `episode`)."""
+        create = pb.CreateRequest(env=env, task_id=task_id, max_steps=max_steps, options=dict(options or {}))
+        if seed is not None:
+            create.seed = seed
+        last_error: AgentGymError | None = None
+        candidates = await self._candidates(env)
+        for server in candidates:
+            ep = Episode(self, server)
+            try:
+                await ep._create(create)
+                return ep
+            except AgentGymError as exc:
+                await ep._abort()
+                # Full or unreachable: the next server may take it. Anything else is final.
+                if not exc.retryable or len(candidates) == 1:
+                    raise
+                if isinstance(exc, Unavailable):
+                    server.down_until = time.monotonic() + self.refresh_s
+                last_error = exc
+        assert last_error is not None
+        raise last_error
+
+    @contextlib.asynccontextmanager
+    async def episode(
+        self,
+        env: str,
+        task_id: int,
+        *,
+        seed: int | None = None,
+        max_steps: int = 0,
+        options: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[Episode]:
+        """An episode that is closed (its env freed) when the block exits, however it exits."""
+        ep = await self.open_episode(env, task_id, seed=seed, max_steps=max_steps, options=options)
+        try:
+            yield ep
+        except BaseException:
+            await ep._abort()
+            raise
+        else:
+            await ep.close()
+
+
+class Episode:
+    """One live episode: one stream. Methods must not be called concurrently on one episode
+    (a lock enforces order); different episodes are independent."""
+
+    def __init__(self, client: EnvClient, server: _Server) -> None:
+        self.client = client
+        self.server = server
+        self.address = server.address
+        self.call: grpc.aio.StreamStreamCall | None = None
+        self._lock = asyncio.Lock()
+        self.alive = False
+        self._counted = False
+        self.env = ""
+        self.episode_id = ""
+        self.task_id = 0
+        self.seed = 0
+        self.max_steps = 0
+        self.instruction = ""
+        self.initial = StepResult("")
+        self.last = self.initial
+
+    @property
+    def over(self) -> bool:
+        return self.last.over
+
+    # --- requests ----------------------------------------------------------------------------------
+    async def step(self, action: str) -> StepResult:
+        reply = await self._request(pb.SessionRequest(step=pb.StepRequest(action=action)))
+        self.last = StepResult.from_pb(reply.step)
+        return self.last
+
+    async def step_many(self, actions: Sequence[str]) -> list[StepResult]:
+        """Send all actions before reading any reply (pipelined). Raises the first error, after
+        reading every reply so the stream stays in order."""
+        replies = await self._pipeline([pb.SessionRequest(step=pb.StepRequest(action=a)) for a in actions])
+        results = []
+        for r in replies:
+            if isinstance(r, AgentGymError):
+                raise r
+            results.append(StepResult.from_pb(r.step))
+        if results:
+            self.last = results[-1]
+        return results
+
+    async def observe(self) -> StepResult:
+        reply = await self._request(pb.SessionRequest(observe=pb.ObserveRequest()))
+        return StepResult.from_pb(reply.step)
+
+    async def expert(self) -> str:
+        """The env expert's action for the current state."""
+        reply = await self._request(pb.SessionRequest(expert=pb.ExpertRequest()))
+        return reply.expert.action
+
+    async def reset(self, task_id: int, *, seed: int | None = None, max_steps: int = 0) -> StepResult:
+        req = pb.ResetRequest(task_id=task_id, max_steps=max_steps)
+        if seed is not None:
+            req.seed = seed
+        reply = await self._request(pb.SessionRequest(reset=req))
+        self._take_created(reply.created)
+        return self.initial
+
+    async def close(self) -> StepResult:
+        """End the episode and free its env; returns the final state. Safe to call twice."""
+        if not self.alive:
+            await self._abort()
+            return self.last
+        try:
+            reply = await self._request(pb.SessionRequest(close=pb.CloseRequest()))
+            final = StepResult.from_pb(reply.closed.final)
+            assert self.call is not None
+            await self.call.done_writing()
+            await self.call.read()  # the server's end of stream (status OK)
+            return final
+        except AgentGymError:
+            return self.last
+        finally:
+            self.alive = False
+            self._forget()
+
+    # --- plumbing ------------------------------------------------------------------------------------
+    async def _create(self, create: pb.CreateRequest) -> None:
+        self.call = self.server.session_call()
+        self.alive = True
+        reply = await self._request(pb.SessionRequest(create=create))
+        self._take_created(reply.created)
+        self.server.open[self.env] += 1
+        self.server.opened_since_refresh[self.env] += 1
+        self._counted = True
+
+    def _take_created(self, c: pb.CreateResponse) -> None:
+        self.env, self.episode_id, self.task_id, self.seed = c.env, c.episode_id, c.task_id, c.seed
+        self.instruction, self.max_steps = c.instruction, c.max_steps
+        self.initial = self.last = StepResult.from_pb(c.initial)
+
+    async def _request(self, req: pb.SessionRequest) -> pb.SessionResponse:
+        (reply,) = await self._pipeline([req])
+        if isinstance(reply, AgentGymError):
+            raise reply
+        return reply
+
+    async def _pipeline(self, reqs: list[pb.SessionRequest]) -> list[pb.SessionResponse | AgentGymError]:
+        if not self.alive or self.call is None:
+            raise FailedPrecondition(
+                f"episode {self.episode_id or '(not created)'} is closed", address=self.address
+            )
+        async with self._lock:
+            call = self.call
+            try:
+                for req in reqs:
+                    req.id = next(self.client._ids)
+                    await call.write(req)
+                out: list[pb.SessionResponse | AgentGymError] = []
+                for req in reqs:
+                    reply = await call.read()
+                    if reply is grpc.aio.EOF:
+                        raise await self._stream_ended()
+                    if reply.id != req.id:
+                        raise Unavailable(
+                            f"protocol violation: response id {reply.id} answers request {req.id}",
+                            address=self.address,
+                            episode_id=self.episode_id,
+                        )
+                    if reply.WhichOneof("kind") == "error":
+                        err = error_for(
+                            reply.error.code,
+                            reply.error.message,
+                            address=self.address,
+                            episode_id=self.episode_id,
+                        )
+                        if err.ends_episode:
+                            self.alive = False
+                            self._forget()
+                        out.append(err)
+                    else:
+                        out.append(reply)
+                return out
+            except grpc.aio.AioRpcError as exc:
+                self.alive = False
+                self._forget()
+                raise from_rpc_error(exc, address=self.address, episode_id=self.episode_id) from None
+            except asyncio.InvalidStateError:
+                self.alive = False
+                self._forget()
+                raise await self._stream_ended() from None
+
+    async def _stream_ended(self) -> AgentGymError:
+        self.alive = False
+        self._forget()
+        assert self.call is not None
+        code = await self.call.code()
+        details = await self.call.details()
+        return error_for(
+            code if code != grpc.StatusCode.OK else grpc.StatusCode.UNAVAILABLE,
+            details or "the server ended the stream",
+            address=self.address,
+            episode_id=self.episode_id,
+        )
+
+    def _forget(self) -> None:
+        """Stop counting this episode in its server's load (once)."""
+        if self._counted:
+            self._counted = False
+            self.server.open[self.env] -= 1
+            self.server.opened_since_refresh[self.env] -= 1
+
+    async def _abort(self) -> None:
+        """Drop the stream without ceremony; the server frees the env when it sees the cancel."""
+        if self.call is not None and not self.call.done():
+            self.call.cancel()
+        if self.alive:
+            self.alive = False
+            self._forget()

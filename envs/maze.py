@@ -1,0 +1,232 @@
+"""Maze (LMRL-Gym style): walk to the goal with `move up|down|left|right`.
+
+Task ids 0-24 are the original benchmark's: LMRL-Gym's 10x13 "double T" maze, goal at (8, 6),
+one task per valid start position, in the original's order. Task ids 25 and up are generated
+mazes (a recursive-backtracker maze with a few extra openings, seeded by the task id), each with
+a goal and a start at most 12 moves apart, so every task is solvable within the 15-round limit.
+
+Observations are the original's fully observed form: the goal's and the agent's coordinates
+(row, column; moving down adds 1 to the row, right adds 1 to the column) and the adjacent walls.
+A move into a wall, or an action that is not a move, leaves the agent where it is. Reaching the
+goal gives reward 1, observation "Success" and ends the episode.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Mapping
+from functools import cache
+
+from agentgym.envs.base import Env, Outcome
+from agentgym.envs.registry import register
+
+Pos = tuple[int, int]
+Grid = tuple[str, ...]  # rows; "#" wall, "." open
+
+# LMRL-Gym's double-T maze (from mazelab) and its start positions in the original task order.
+_DOUBLE_T: Grid = (
+    "#############",
+    "#.....#.....#",
+    "###.#####.###",
+    "###.#####.###",
+    "###.#####.###",
+    "###.......###",
+    "######.######",
+    "######.######",
+    "######.######",
+    "#############",
+)
+_DOUBLE_T_GOAL: Pos = (8, 6)
+_DOUBLE_T_STARTS: tuple[Pos, ...] = (
+    (1, 1),
+    (1, 2),
+    (1, 3),
+    (1, 4),
+    (1, 5),
+    (1, 7),
+    (1, 8),
+    (1, 9),
+    (1, 10),
+    (1, 11),
+    (2, 3),
+    (3, 3),
+    (4, 3),
+    (5, 3),
+    (5, 4),
+    (5, 5),
+    (5, 6),
+    (6, 6),
+    (7, 6),
+    (5, 7),
+    (5, 8),
+    (5, 9),
+    (4, 9),
+    (3, 9),
+    (2, 9),
+)
+
+ORIGINAL_TASKS = len(_DOUBLE_T_STARTS)
+GENERATED_TASKS = 2000
+MAX_START_DISTANCE = 12
+
+MOVES: dict[str, Pos] = {"move up": (-1, 0), "move down": (1, 0), "move left": (0, -1), "move right": (0, 1)}
+ACTIONS = list(MOVES)
+# Order in which walls are named, as in the original's descriptions.
+_WALL_WORDS = (
+    ("to your right", (0, 1)),
+    ("to your left", (0, -1)),
+    ("above you", (-1, 0)),
+    ("below you", (1, 0)),
+)
+
+INSTRUCTION = """\
+You are solving a maze. Reach the goal in as few moves as possible.
+
+Every round you are told where the goal is, where you are, and which neighbouring squares are \
+walls. Positions are given as row, column: "move down" adds 1 to the row, "move right" adds 1 \
+to the column, "move up" and "move left" subtract 1. Moving into a wall leaves you in place.
+
+Example:
+environment: The goal is at position 3, 4. Your current position is at position 1, 4. There are walls to your right, to your left.
+action: move down
+environment: The goal is at position 3, 4. Your current position is at position 2, 4. There is a wall to your left.
+action: move down
+environment: Success
+
+The actions are "move up", "move down", "move left" and "move right". Reply in exactly this format:
+Thought:
+your reasoning
+
+Action:
+your move"""
+
+
+@cache
+def task(task_id: int) -> tuple[Grid, Pos, Pos]:
+    """(grid, goal, start) of a task id."""
+    if task_id < ORIGINAL_TASKS:
+        return _DOUBLE_T, _DOUBLE_T_GOAL, _DOUBLE_T_STARTS[task_id]
+    rng = random.Random(f"agentgym-maze-{task_id}")
+    rows, cols = rng.choice((7, 9, 11)), rng.choice((9, 11, 13))
+    grid = _generate(rows, cols, rng)
+    open_cells = sorted((r, c) for r in range(rows) for c in range(cols) if grid[r][c] == ".")
+    while True:
+        goal = rng.choice(open_cells)
+        dist = _distances(grid, goal)
+        starts = sorted(p for p, d in dist.items() if 3 <= d <= MAX_START_DISTANCE)
+        if starts:
+            return grid, goal, rng.choice(starts)
+
+
+def _generate(rows: int, cols: int, rng: random.Random) -> Grid:
+    """Recursive-backtracker maze on odd cells, plus a few knocked-out walls for loops."""
+    cells = [["#"] * cols for _ in range(rows)]
+    stack = [(1, 1)]
+    cells[1][1] = "."
+    while stack:
+        r, c = stack[-1]
+        nexts = [
+            (r + dr, c + dc, dr, dc)
+            for dr, dc in ((-2, 0), (2, 0), (0, -2), (0, 2))
+            if 0 < r + dr < rows - 1 and 0 < c + dc < cols - 1 and cells[r + dr][c + dc] == "#"
+        ]
+        if not nexts:
+            stack.pop()
+            continue
+        nr, nc, dr, dc = rng.choice(nexts)
+        cells[r + dr // 2][c + dc // 2] = "."
+        cells[nr][nc] = "."
+        stack.append((nr, nc))
+    inner_walls = [
+        (r, c)
+        for r in range(1, rows - 1)
+        for c in range(1, cols - 1)
+        if cells[r][c] == "#" and (r % 2) != (c % 2)
+    ]
+    for r, c in rng.sample(inner_walls, len(inner_walls) // 8):
+        cells[r][c] = "."
+    return tuple("".join(row) for row in cells)
+
+
+def _distances(grid: Grid, goal: Pos) -> dict[Pos, int]:
+    dist = {goal: 0}
+    queue = deque([goal])
+    while queue:
+        r, c = queue.popleft()
+        for dr, dc in MOVES.values():
+            p = (r + dr, c + dc)
+            if grid[p[0]][p[1]] == "." and p not in dist:
+                dist[p] = dist[(r, c)] + 1
+                queue.append(p)
+    return dist
+
+
+@cache
+def _distance_map(task_id: int) -> dict[Pos, int]:
+    grid, goal, _ = task(task_id)
+    return _distances(grid, goal)
+
+
+def _walls(grid: Grid, pos: Pos) -> str:
+    walls = [w for w, (dr, dc) in _WALL_WORDS if grid[pos[0] + dr][pos[1] + dc] == "#"]
+    if not walls:
+        return "There are no walls near you."
+    if len(walls) == 1:
+        return f"There is a wall {walls[0]}."
+    return f"There are walls {', '.join(walls)}."
+
+
+@register
+class Maze(Env):
+    name = "maze"
+    description = "Walk to the goal of a maze (LMRL-Gym); tasks 0-24 are the original double-T maze."
+    instruction = INSTRUCTION
+    action_format = "move up | move down | move left | move right"
+    max_rounds = 15
+    task_count = ORIGINAL_TASKS + GENERATED_TASKS
+    splits = {
+        "train": [range(ORIGINAL_TASKS, ORIGINAL_TASKS + GENERATED_TASKS - 200)],
+        "test": [
+            range(0, ORIGINAL_TASKS),
+            range(ORIGINAL_TASKS + GENERATED_TASKS - 200, ORIGINAL_TASKS + GENERATED_TASKS),
+        ],
+        "original": [range(0, ORIGINAL_TASKS)],
+    }
+    execution = "inline"
+
+    def reset(self, task_id: int, seed: int, options: Mapping[str, str]) -> Outcome:
+        self.task_id = task_id
+        self.grid, self.goal, self.pos = task(task_id)
+        return Outcome(self._describe(), available_actions=ACTIONS)
+
+    def step(self, action: str) -> Outcome:
+        move = MOVES.get(action.lower())
+        if move is not None:
+            nxt = (self.pos[0] + move[0], self.pos[1] + move[1])
+            if self.grid[nxt[0]][nxt[1]] == ".":
+                self.pos = nxt
+        if self.pos == self.goal:
+            return Outcome("Success", reward=1.0, done=True, success=True)
+        info = {"invalid": "true"} if move is None else {}
+        return Outcome(self._describe(), available_actions=ACTIONS, info=info)
+
+    def _describe(self) -> str:
+        (gr, gc), (r, c) = self.goal, self.pos
+        return (
+            f"The goal is at position {gr}, {gc}. Your current position is at position {r}, {c}. "
+            + _walls(self.grid, self.pos)
+        )
+
+    def expert_action(self) -> str:
+        """A shortest-path move (ties broken in a fixed order)."""
+        dist = _distance_map(self.task_id)
+        here = dist.get(self.pos)
+        if here == 0:  # standing on the goal (cannot happen after reset): step off and back
+            return next(
+                a for a, (dr, dc) in MOVES.items() if self.grid[self.pos[0] + dr][self.pos[1] + dc] == "."
+            )
+        for a, (dr, dc) in MOVES.items():
+            if dist.get((self.pos[0] + dr, self.pos[1] + dc), -1) == (here or 0) - 1:
+                return a
+        raise RuntimeError(f"maze task {self.task_id}: no path to the goal from {self.pos}")

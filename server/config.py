@@ -1,0 +1,86 @@
+"""Server configuration: every limit has a default, and flags or a TOML/YAML file override it."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 50051
+    # Env names to host; None hosts every registered env that is not hidden.
+    envs: list[str] | None = None
+    # Live episodes across all envs; create beyond it answers RESOURCE_EXHAUSTED.
+    max_episodes: int = 20_000
+    # Live episodes per env (an env may declare a lower limit of its own).
+    max_episodes_per_env: int | None = None
+    # A step/reset/expert call longer than this ends its episode with DEADLINE_EXCEEDED (thread and
+    # process envs; inline envs are bounded by construction).
+    step_timeout_s: float = 30.0
+    # An episode with no request for this long is freed (DEADLINE_EXCEEDED). 0 disables.
+    idle_timeout_s: float = 600.0
+    # Largest gRPC message either way.
+    max_message_bytes: int = 4 * 1024 * 1024
+    # Largest action, in UTF-8 bytes.
+    max_action_bytes: int = 64 * 1024
+    # Threads for `thread` envs and for experts.
+    threads: int = field(default_factory=lambda: min(32, (os.cpu_count() or 1) + 4))
+    # Server processes sharing the port (SO_REUSEPORT); limits are split evenly between them.
+    workers: int = 1
+    # On shutdown, live episodes get this long to finish before their streams are ended.
+    grace_s: float = 10.0
+    # Worker processes kept started ahead of demand, per `process` env.
+    prewarm: int = 1
+    # A worker process must start and configure its env within this time.
+    worker_start_timeout_s: float = 120.0
+    # Per-env settings passed to Env.configure: {"alfworld": {"data_dir": "..."}}.
+    env_settings: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def address(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    def validate(self) -> None:
+        checks = [
+            (1 <= self.port <= 65535 or self.port == 0, f"port must be 0-65535, got {self.port}"),
+            (self.max_episodes >= 1, "max_episodes must be at least 1"),
+            (
+                self.max_episodes_per_env is None or self.max_episodes_per_env >= 1,
+                "max_episodes_per_env must be at least 1",
+            ),
+            (self.step_timeout_s > 0, "step_timeout_s must be positive"),
+            (self.idle_timeout_s >= 0, "idle_timeout_s must be >= 0 (0 disables it)"),
+            (self.max_action_bytes >= 1, "max_action_bytes must be at least 1"),
+            (self.max_message_bytes >= 1024, "max_message_bytes must be at least 1024"),
+            (self.threads >= 1, "threads must be at least 1"),
+            (self.workers >= 1, "workers must be at least 1"),
+            (self.grace_s >= 0, "grace_s must be >= 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> ServerConfig:
+        """Read a TOML (or, with PyYAML installed, YAML) file whose keys are this class's fields,
+        at the top level or under a [server] table."""
+        path = Path(path)
+        text = path.read_text()
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            doc: dict[str, Any] = yaml.safe_load(text) or {}
+        else:
+            doc = tomllib.loads(text)
+        doc = doc.get("server", doc)
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(doc) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown server settings {unknown}; known: {sorted(known)}")
+        return cls(**doc)
