@@ -38,6 +38,8 @@ class ServerConfig:
     prewarm: int = 1
     # A worker process must start and configure its env within this time.
     worker_start_timeout_s: float = 120.0
+    # Run an env differently from what its class declares: {"textcraft": "process"}.
+    execution: dict[str, str] = field(default_factory=dict)
     # Per-env settings passed to Env.configure: {"alfworld": {"data_dir": "..."}}.
     env_settings: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -61,6 +63,10 @@ class ServerConfig:
             (self.threads >= 1, "threads must be at least 1"),
             (self.workers >= 1, "workers must be at least 1"),
             (self.grace_s >= 0, "grace_s must be >= 0"),
+            (
+                all(v in ("inline", "thread", "process") for v in self.execution.values()),
+                f"execution overrides must be inline, thread or process: {self.execution}",
+            ),
         ]
         for ok, message in checks:
             if not ok:

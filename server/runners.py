@@ -66,9 +66,9 @@ class LocalRunner(Runner):
     Inline envs still send `expert` calls to the executor: a planner may take milliseconds.
     """
 
-    def __init__(self, cls: type[Env], executor: Executor, timeout_s: float) -> None:
+    def __init__(self, cls: type[Env], executor: Executor, timeout_s: float, inline: bool) -> None:
         self.env_name = cls.name
-        self.inline = cls.execution == "inline"
+        self.inline = inline
         self.executor = executor
         self.timeout_s = timeout_s
         self.env = cls()

@@ -68,6 +68,7 @@ class HostedEnv:
     def __init__(self, cls: type[Env], service: EnvService) -> None:
         self.cls = cls
         self.service = service
+        self.execution = service.config.execution.get(cls.name, cls.execution)
         self.idle_workers: list[ProcessRunner] = []
         self._warming = 0
 
@@ -92,8 +93,10 @@ class HostedEnv:
 
     async def new_runner(self) -> Runner:
         cfg = self.service.config
-        if self.cls.execution != "process":
-            return LocalRunner(self.cls, self.service.executor, cfg.step_timeout_s)
+        if self.execution != "process":
+            return LocalRunner(
+                self.cls, self.service.executor, cfg.step_timeout_s, inline=self.execution == "inline"
+            )
         runner = None
         while self.idle_workers and runner is None:
             candidate = self.idle_workers.pop()
@@ -115,7 +118,7 @@ class HostedEnv:
 
     def prewarm(self) -> None:
         """Start worker processes in the background until `prewarm` are idle or starting."""
-        if self.cls.execution != "process" or self.service.draining:
+        if self.execution != "process" or self.service.draining:
             return
         while len(self.idle_workers) + self._warming < self.service.config.prewarm:
             self._warming += 1

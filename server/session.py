@@ -97,6 +97,16 @@ class Session:
                 f"request {req.id} sets none of create, step, observe, reset, expert, close",
             ), None
         except Fatal as fatal:
+            log.warning(
+                "episode failed",
+                exc_info=fatal.__cause__,
+                extra={
+                    "episode": self.episode_id,
+                    "code": fatal.code.name,
+                    "error": fatal.message,
+                    "peer": self.peer,
+                },
+            )
             await self.release(f"{fatal.code.name}: {fatal.message}")
             return error_response(req.id, fatal.code, fatal.message), fatal
         finally:

@@ -1,0 +1,97 @@
+"""`agentgym envs`: what env servers host (or, with --local, what this installation provides)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from rich.console import Console
+from rich.table import Table
+
+from agentgym.client.envclient import EnvClient
+from agentgym.client.errors import AgentGymError
+from agentgym.client.types import ServerStatus
+
+DEFAULT_SERVER = "127.0.0.1:50051"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("envs", help="list the envs servers host", description=__doc__)
+    p.add_argument(
+        "--server", default=DEFAULT_SERVER, help=f"comma-separated HOST:PORT list (default {DEFAULT_SERVER})"
+    )
+    p.add_argument("--local", action="store_true", help="list envs registered in this installation instead")
+    p.set_defaults(func=run)
+
+
+def _splits(splits: dict[str, list[range]]) -> str:
+    return ", ".join(f"{name} {sum(len(r) for r in rs)}" for name, rs in splits.items())
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console()
+    if args.local:
+        return _local(console)
+    try:
+        statuses = asyncio.run(_statuses(args.server))
+    except AgentGymError as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 1
+    table = Table(title="Hosted environments")
+    for col in ("env", "server", "tasks", "splits", "max rounds", "expert", "live / max", "description"):
+        table.add_column(col, overflow="fold", no_wrap=col in ("env", "server"))
+    failed = 0
+    for status in statuses:
+        if isinstance(status, AgentGymError):
+            console.print(f"[red]{status}[/red]")
+            failed += 1
+            continue
+        for info in status.envs.values():
+            table.add_row(
+                info.name,
+                status.address,
+                str(info.task_count),
+                _splits(info.splits),
+                str(info.max_rounds),
+                "yes" if info.has_expert else "no",
+                f"{info.live_episodes} / {info.max_episodes}",
+                info.description,
+            )
+    console.print(table)
+    for status in statuses:
+        if isinstance(status, ServerStatus):
+            console.print(
+                f"{status.address}: {status.implementation}, {status.live_episodes}/{status.max_episodes} episodes live, "
+                f"step timeout {status.step_timeout_s:g}s, idle timeout {status.idle_timeout_s:g}s"
+                + (" [yellow](draining)[/yellow]" if status.draining else "")
+            )
+    return 1 if failed == len(statuses) else 0
+
+
+async def _statuses(servers: str) -> list[ServerStatus | AgentGymError]:
+    async with EnvClient(servers, connect_timeout_s=3.0) as client:
+        return await client.refresh()
+
+
+def _local(console: Console) -> int:
+    from agentgym.envs import registry
+
+    table = Table(title="Registered environments (this installation)")
+    for col in ("env", "tasks", "splits", "max rounds", "expert", "runs", "description"):
+        table.add_column(col, overflow="fold", no_wrap=col in ("env", "server"))
+    for name in registry.names(include_hidden=True):
+        cls = registry.configure(name)
+        splits = {k: list(v) for k, v in cls.splits.items()}
+        table.add_row(
+            name + (" (hidden)" if cls.hidden else ""),
+            str(cls.task_count),
+            _splits(splits),
+            str(cls.max_rounds),
+            "yes" if cls.has_expert() else "no",
+            cls.execution,
+            cls.description,
+        )
+    console.print(table)
+    for module, reason in registry.unavailable().items():
+        console.print(f"[yellow]{module}: not available ({reason})[/yellow]")
+    return 0

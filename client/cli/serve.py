@@ -1,0 +1,103 @@
+"""`agentgym serve`: host envs over gRPC (all built-in envs on 127.0.0.1:50051 by default)."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+
+from agentgym.server.config import ServerConfig
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run an env server", description=__doc__)
+    d = ServerConfig()
+    p.add_argument("--config", help="TOML or YAML file of server settings (flags override it)")
+    p.add_argument("--host", help=f"address to bind (default {d.host})")
+    p.add_argument("--port", type=int, help=f"port (default {d.port}; 0 picks a free one)")
+    p.add_argument("--envs", help="comma-separated env names to host (default: every built-in env)")
+    p.add_argument(
+        "--max-episodes", type=int, help=f"live episodes across all envs (default {d.max_episodes})"
+    )
+    p.add_argument(
+        "--max-episodes-per-env", type=int, help="live episodes per env (default: the global limit)"
+    )
+    p.add_argument(
+        "--step-timeout",
+        dest="step_timeout_s",
+        type=float,
+        help=f"seconds per env call (default {d.step_timeout_s:g})",
+    )
+    p.add_argument(
+        "--idle-timeout",
+        dest="idle_timeout_s",
+        type=float,
+        help=f"free episodes idle this long, 0 = never (default {d.idle_timeout_s:g})",
+    )
+    p.add_argument(
+        "--max-message-bytes", type=int, help=f"largest gRPC message (default {d.max_message_bytes})"
+    )
+    p.add_argument("--max-action-bytes", type=int, help=f"largest action (default {d.max_action_bytes})")
+    p.add_argument("--threads", type=int, help="threads for blocking envs and experts")
+    p.add_argument("--workers", type=int, help="server processes sharing the port (default 1)")
+    p.add_argument(
+        "--grace",
+        dest="grace_s",
+        type=float,
+        help=f"seconds live episodes get on shutdown (default {d.grace_s:g})",
+    )
+    p.add_argument(
+        "--prewarm", type=int, help=f"worker processes started ahead for process envs (default {d.prewarm})"
+    )
+    p.add_argument(
+        "--execution",
+        action="append",
+        default=[],
+        metavar="ENV=MODE",
+        help="run ENV inline, in a thread or in a worker process, overriding its default (repeatable)",
+    )
+    p.add_argument(
+        "--env-setting",
+        action="append",
+        default=[],
+        metavar="ENV.KEY=VALUE",
+        help="setting passed to an env's configure(), e.g. alfworld.data_dir=/data/alfworld (repeatable)",
+    )
+    p.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    config = ServerConfig.from_file(args.config) if args.config else ServerConfig()
+    for f in fields(ServerConfig):
+        value = getattr(args, f.name, None)
+        if value is None or f.name in ("envs", "env_settings", "execution"):
+            continue
+        setattr(config, f.name, value)
+    if args.envs:
+        config.envs = [e.strip() for e in args.envs.split(",") if e.strip()]
+    for item in args.execution:
+        env, sep, mode = item.partition("=")
+        if not (sep and env and mode):
+            raise SystemExit(f"--execution {item!r}: expected ENV=MODE")
+        config.execution[env] = mode
+    for item in args.env_setting:
+        key, sep, value = item.partition("=")
+        env, dot, name = key.partition(".")
+        if not (sep and dot and env and name):
+            raise SystemExit(f"--env-setting {item!r}: expected ENV.KEY=VALUE")
+        config.env_settings.setdefault(env, {})[name] = value
+    config.validate()
+    return config
+
+
+def run(args: argparse.Namespace) -> int:
+    from agentgym.envs import registry
+    from agentgym.server.app import serve
+
+    try:
+        config = config_from_args(args)
+        for name in config.envs or []:
+            registry.get(name)
+    except (ValueError, KeyError, OSError) as exc:
+        raise SystemExit(f"agentgym serve: {exc}") from None
+    serve(config, log_config={"level": args.log_level, "fmt": args.log_format})
+    return 0
