@@ -46,6 +46,7 @@ def cached_json(name: str, source: str, build: Callable[[], Any]) -> Any:
             # Write to a temporary file and rename, so a concurrent reader never sees half a file.
             with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp") as f:
                 json.dump(doc, f, separators=(",", ":"))
+            os.chmod(f.name, 0o644)
             os.replace(f.name, directory / name)
             log.info("built env data", extra={"file": str(directory / name)})
             break

@@ -108,6 +108,7 @@ class Wordle(Env):
     @classmethod
     def configure(cls, settings: Mapping[str, str]) -> None:
         words()
+        _tree()
 
     def reset(self, task_id: int, seed: int, options: Mapping[str, str]) -> Outcome:
         self.secret = words()[0][task_id]
@@ -129,16 +130,44 @@ class Wordle(Env):
         return Outcome(text)
 
     def expert_action(self) -> str:
-        return " ".join(_best_guess(tuple(self.history)))
+        return " ".join(expert_guess(tuple(self.history)))
 
 
-@lru_cache(maxsize=65536)
+def expert_guess(history: tuple[tuple[str, str], ...]) -> str:
+    """The expert's next guess: looked up in the decision tree built once per vocabulary (at
+    install time, with the word lists), or computed for histories the tree does not cover (earlier
+    guesses that were not the expert's)."""
+    key = "|".join(f"{g}:{m}" for g, m in history)
+    return _tree().get(key) or _best_guess(history)
+
+
+@cache
+def _tree() -> dict[str, str]:
+    return cached_json("wordle_expert.json", _source() + ";expert=1", _build_tree)
+
+
+def _build_tree() -> dict[str, str]:
+    """Play the solver against every hidden word and record each decision."""
+    tree: dict[str, str] = {}
+    for secret in words()[0]:
+        history: tuple[tuple[str, str], ...] = ()
+        while True:
+            key = "|".join(f"{g}:{m}" for g, m in history)
+            guess = tree.get(key) or _best_guess(history)
+            tree[key] = guess
+            if guess == secret or len(history) >= MAX_GUESSES:
+                break
+            history = (*history, (guess, feedback(guess, secret)))
+    return tree
+
+
+@lru_cache(maxsize=4096)
 def _best_guess(history: tuple[tuple[str, str], ...]) -> str:
     """Pick the guess that leaves the fewest candidates in the worst case (then on average).
 
     Candidates are the hidden-word list filtered by the feedback so far. Guesses come from the
-    candidates, plus, while several remain, from a pool of frequent vocabulary words that can
-    split them better. The decision depends only on the history, so it is cached across episodes.
+    candidates, plus, while few remain, from the 400 most frequent hidden words, which can split
+    them better.
     """
     secrets, _ = words()
     candidates = [w for w in secrets if all(feedback(g, w) == m for g, m in history)]
@@ -155,8 +184,12 @@ def _best_guess(history: tuple[tuple[str, str], ...]) -> str:
 
     def cost(g: str) -> tuple[int, float, bool, str]:
         sizes = Counter(feedback(g, w) for w in candidates)
-        worst = max(sizes.values())
-        return (worst, sum(n * n for n in sizes.values()) / len(candidates), g not in in_candidates, g)
+        return (
+            max(sizes.values()),
+            sum(n * n for n in sizes.values()) / len(candidates),
+            g not in in_candidates,
+            g,
+        )
 
     return min(pool, key=cost)
 

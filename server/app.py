@@ -84,9 +84,15 @@ class Server:
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
-        port = server.add_insecure_port(config.address)
+        try:
+            port = server.add_insecure_port(config.address)
+        except RuntimeError:
+            port = 0
         if port == 0:
-            raise OSError(f"could not bind {config.address} (in use, or not an address of this machine)")
+            await service.close()
+            raise OSError(
+                f"could not bind {config.address}: the port is in use, or the host is not an address of this machine"
+            )
         await server.start()
         service.start_background()
         for name in ("", SERVICE_NAME):

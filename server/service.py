@@ -17,7 +17,7 @@ from agentgym.envs import registry
 from agentgym.envs.base import Env
 from agentgym.server.config import ServerConfig
 from agentgym.server.runners import LocalRunner, ProcessRunner, Runner
-from agentgym.server.session import Session, error_response
+from agentgym.server.session import Session
 from agentgym.v1 import env_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -155,7 +155,7 @@ class EnvService:
             limits = [config.max_episodes, config.max_episodes_per_env, cls.max_episodes]
             per_env[name] = min(v for v in limits if v is not None)
         self.capacity = Capacity(config.max_episodes, per_env)
-        self.sessions: dict[Session, asyncio.Task[object] | None] = {}
+        self.sessions: set[Session] = set()
         self._no_sessions = asyncio.Event()
         self._no_sessions.set()
         self.draining = False
@@ -186,34 +186,27 @@ class EnvService:
         while True:
             await asyncio.sleep(min(1.0, timeout / 4))
             cutoff = time.monotonic() - timeout
-            for session, task in list(self.sessions.items()):
-                if not session.busy and session.last_activity < cutoff and task is not None:
-                    self.end_session(
-                        session,
+            for session in list(self.sessions):
+                if not session.busy and session.runner is not None and session.last_activity < cutoff:
+                    await session.expire(
                         grpc.StatusCode.DEADLINE_EXCEEDED,
-                        f"episode {session.episode_id or '(none)'} idle for more than {timeout:g}s (idle_timeout); "
-                        "its env was freed",
+                        f"episode {session.episode_id} idle for more than {timeout:g}s (idle_timeout); its env was freed",
                     )
 
-    def end_session(self, session: Session, code: grpc.StatusCode, message: str) -> None:
-        """End a stream from outside its handler (idle timeout, shutdown)."""
-        task = self.sessions.get(session)
-        if session.end_status is None and task is not None:
-            session.end_status = (code, message)
-            task.cancel()
-
     async def drain(self) -> None:
-        """Refuse new episodes; give live ones `grace_s` to finish; then end the rest."""
+        """Refuse new episodes; give live ones `grace_s` to finish; then free the rest (their streams
+        answer UNAVAILABLE to any further request until the server stops)."""
         self.draining = True
         if self.sessions:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._no_sessions.wait(), self.config.grace_s)
-        for session in list(self.sessions):
-            self.end_session(
-                session, grpc.StatusCode.UNAVAILABLE, "the server is shutting down; the episode was ended"
-            )
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._no_sessions.wait(), 5.0)
+        message = "the server is shutting down; the episode was ended"
+        deadline = time.monotonic() + self.config.step_timeout_s
+        while any(s.runner is not None for s in self.sessions) and time.monotonic() < deadline:
+            for session in list(self.sessions):
+                if not session.busy:  # a step in flight finishes first
+                    await session.expire(grpc.StatusCode.UNAVAILABLE, message)
+            await asyncio.sleep(0.01)
 
     async def close(self) -> None:
         for task in list(self._tasks):
@@ -243,7 +236,7 @@ class EnvService:
         self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[bytes]:
         session = Session(self, context.peer())
-        self.sessions[session] = asyncio.current_task()
+        self.sessions.add(session)
         self._no_sessions.clear()
         try:
             async for raw in requests:
@@ -255,17 +248,8 @@ class EnvService:
                     return
                 if session.closed:
                     return
-        except asyncio.CancelledError:
-            if session.end_status is None:
-                raise  # the client went away or the server is stopping: nothing to answer
-            # Ended from outside (idle timeout, shutdown): say why, in band and as the status.
-            code, message = session.end_status
-            await session.release(f"{code.name}: {message}", log_level=logging.INFO)
-            yield error_response(0, code, message)
-            context.set_code(code)
-            context.set_details(message)
         finally:
             await session.release("stream ended")
-            self.sessions.pop(session, None)
+            self.sessions.discard(session)
             if not self.sessions:
                 self._no_sessions.set()

@@ -79,6 +79,8 @@ class Session:
         kind = req.WhichOneof("kind")
         self.busy = True
         try:
+            if self.end_status is not None:  # ended from outside while idle: say why, end the stream
+                raise Fatal(*self.end_status)
             if kind == "step":
                 return await self._step(req.id, req.step), None
             if kind == "create":
@@ -344,6 +346,13 @@ class Session:
             f"episode {self.episode_id} is over ({how} after {self.step_index} steps); "
             "send reset to start another task, or close"
         )
+
+    async def expire(self, code: grpc.StatusCode, message: str) -> None:
+        """End the episode from outside (idle timeout, shutdown): free the env now; the stream's next
+        request is answered with `code` and ends the stream."""
+        if self.end_status is None:
+            self.end_status = (code, message)
+            await self.release(f"{code.name}: {message}", log_level=logging.INFO)
 
     async def release(self, reason: str, log_level: int = logging.DEBUG) -> None:
         """Free the env and its capacity slot. Safe to call more than once."""
