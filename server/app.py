@@ -61,6 +61,10 @@ class Server:
             ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
             ("grpc.http2.max_pings_without_data", 0),
             ("grpc.max_concurrent_streams", 1 << 20),
+            # Core refuses streams the application has not picked up yet beyond these (1000 and
+            # 3000 by default): a burst of thousands of creates must queue, not fail.
+            ("grpc.server.max_pending_requests", 1 << 20),
+            ("grpc.server.max_pending_requests_hard_limit", 1 << 20),
         ]
         server = grpc.aio.server(options=options)
         handler = grpc.method_handlers_generic_handler(

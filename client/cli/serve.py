@@ -97,7 +97,9 @@ def run(args: argparse.Namespace) -> int:
         config = config_from_args(args)
         for name in config.envs or []:
             registry.get(name)
-    except (ValueError, KeyError, OSError) as exc:
+    except KeyError as exc:
+        raise SystemExit(f"agentgym serve: {exc.args[0]}") from None
+    except (ValueError, OSError) as exc:
         raise SystemExit(f"agentgym serve: {exc}") from None
     serve(config, log_config={"level": args.log_level, "fmt": args.log_format})
     return 0
