@@ -326,22 +326,27 @@ class Episode:
         return self.initial
 
     async def close(self) -> StepResult:
-        """End the episode and free its env; returns the final state. Safe to call twice."""
+        """End the episode and free its env; returns the final state. Safe to call twice.
+
+        Half-closes the stream (the protocol's graceful end; one round trip less than a
+        CloseRequest, whose answer would repeat the last result this client already holds) and
+        waits for the server's OK.
+        """
         if not self.alive:
             await self._abort()
             return self.last
+        self.alive = False
+        self._forget()
+        call = self.call
+        assert call is not None
         try:
-            reply = await self._request(pb.SessionRequest(close=pb.CloseRequest()))
-            final = StepResult.from_pb(reply.closed.final)
-            assert self.call is not None
-            await self.call.done_writing()
-            await self.call.read()  # the server's end of stream (status OK)
-            return final
-        except AgentGymError:
-            return self.last
-        finally:
-            self.alive = False
-            self._forget()
+            async with self._lock:
+                await call.done_writing()
+                while await call.read() is not grpc.aio.EOF:
+                    pass
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+            pass  # the episode is over either way; the server frees its env when the stream ends
+        return self.last
 
     # --- plumbing ------------------------------------------------------------------------------------
     async def _create(self, create: pb.CreateRequest) -> None:

@@ -51,6 +51,10 @@ _COUNT = re.compile(r"(\d+) (.+)")
 _MAX_DISTRACTORS = 10
 
 
+def _command(r: Recipe) -> str:
+    return r.command
+
+
 class _Failed(Exception):
     pass
 
@@ -84,14 +88,14 @@ class TextCraft(Env):
         self.inventory: Counter[str] = Counter()
         self.goal = self.book.goals[task_id][0]
         tree = self._recipe_tree(self.goal)
-        shown = {r.command() for r in tree}
+        shown = {r.command for r in tree}
         # Distractors: recipes that use the tree's ingredients but are not needed.
         uses = self._uses()
         pool: set[str] = set()
-        for r in sorted(tree, key=Recipe.command):
+        for r in sorted(tree, key=_command):
             for name, _ in r.inputs:
-                candidates = sorted(uses.get(name, ()), key=Recipe.command)
-                pool.update(c.command() for c in self.rng.sample(candidates, min(10, len(candidates))))
+                candidates = uses.get(name, [])
+                pool.update(c.command for c in self.rng.sample(candidates, min(10, len(candidates))))
         distractors = sorted(pool - shown)
         picked = self.rng.sample(distractors, min(_MAX_DISTRACTORS, len(distractors)))
         commands = sorted(shown) + picked
@@ -198,7 +202,7 @@ class TextCraft(Env):
                 for r in recs:
                     for name, _ in r.inputs:
                         uses.setdefault(name, []).append(r)
-            cls._uses_cache = uses
+            cls._uses_cache = {name: sorted(rs, key=_command) for name, rs in uses.items()}
         return cls._uses_cache
 
     # --- expert --------------------------------------------------------------------------------
@@ -253,7 +257,7 @@ class _Planner:
         if name in path:
             raise RuntimeError(f"cyclic recipe for {name}")
         recipe = min(
-            self.book.recipes[name], key=lambda r: (max(self.book.depth(i) for i, _ in r.inputs), r.command())
+            self.book.recipes[name], key=lambda r: (max(self.book.depth(i) for i, _ in r.inputs), r.command)
         )
         batches = math.ceil(n / recipe.count)
         used = []

@@ -22,7 +22,7 @@ import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from importlib import metadata
 
 from agentgym.envs._data import cached_json
@@ -30,13 +30,15 @@ from agentgym.envs._data import cached_json
 MINECRAFT_VERSION = "1.16.2"  # the era of the original TextCraft's recipes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Recipe:
     output: str  # item name, e.g. "oak_planks"
     count: int  # items produced by one craft
     inputs: tuple[tuple[str, int], ...]  # (item or tag name, count), sorted by name
 
+    @cached_property
     def command(self) -> str:
+        """The crafting command as the agent sees it."""
         ins = ", ".join(f"{n} {display(i)}" for i, n in self.inputs)
         return f"craft {self.count} {display(self.output)} using {ins}"
 

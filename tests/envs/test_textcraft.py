@@ -8,7 +8,7 @@ from agentgym.envs.textcraft.recipes import build_book, load_book
 
 def test_recipes_come_from_minecraft_data() -> None:
     book = load_book()
-    assert [r.command() for r in book.recipes_for("crafting_table")] == [
+    assert [r.command for r in book.recipes_for("crafting_table")] == [
         "craft 1 crafting table using 4 planks"
     ]
     assert "oak_planks" in book.tags["planks"] and "coal" in book.tags["coal_or_charcoal"]
