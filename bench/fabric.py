@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -114,8 +113,9 @@ async def pingpong(
 
 
 # --- fabric --------------------------------------------------------------------------------------------
-async def fabric_steps(client: EnvClient, env: str, action: str, concurrency: int, seconds: float,
-                       server: psutil.Process) -> tuple[float, list[float], float, int]:  # fmt: skip
+async def fabric_steps(
+    client: EnvClient, env: str, action: str, concurrency: int, seconds: float, server: psutil.Process
+) -> tuple[float, list[float], float, int]:
     episodes = await asyncio.gather(
         *(client.open_episode(env, i % 100, max_steps=10**9) for i in range(concurrency))
     )
@@ -182,66 +182,79 @@ async def hold_open(
     return len(episodes), rss / 2**20, (rss - base) / max(1, len(episodes)) / 1024, errors + int(took < 0)
 
 
-async def run(args: argparse.Namespace) -> None:
-    console = Console()
-    env_name, action = args.env, args.action
-    levels = [int(x) for x in args.levels.split(",")]
-    cls = registry.configure(env_name)
-
-    # Message sizes of a real step, for the ping-pong.
+def step_messages(env_name: str, action: str) -> tuple[bytes, bytes]:
+    """A real step's request and response bytes, so the ping-pong moves the same sizes."""
     env = registry.make(env_name)
     env.reset(0, 0, {})
     out = env.step(action)
     request = pb.SessionRequest(id=123456, step=pb.StepRequest(action=action)).SerializeToString()
-    response = pb.SessionResponse(id=123456, step=pb.StepResult(observation=out.observation, step_index=42, score=0.0,
-                                  available_actions=out.available_actions, info=out.info)).SerializeToString()  # fmt: skip
-
-    env_port, echo_port = free_port(), free_port()
-    server = subprocess.Popen([AGENTGYM, "--log-level", "warning", "serve", "--port", str(env_port), "--envs", env_name,
-                               "--max-episodes", str(max(20_000, args.open + 100)), "--idle-timeout", "0"])  # fmt: skip
-    echo = subprocess.Popen(
-        [sys.executable, str(HERE / "pingpong_server.py"), str(echo_port), str(len(response))]
+    result = pb.StepResult(
+        observation=out.observation, step_index=42, available_actions=out.available_actions, info=out.info
     )
-    try:
-        await wait_ready(f"127.0.0.1:{env_port}")
-        await wait_ready(f"127.0.0.1:{echo_port}")
-        server_proc = psutil.Process(server.pid)
-        console.print(f"[bold]{env_name}[/bold]: step request {len(request)} B, response {len(response)} B; "
-                      f"{os.cpu_count()} CPUs; {args.seconds:g}s per measurement")  # fmt: skip
+    return request, pb.SessionResponse(id=123456, step=result).SerializeToString()
 
-        ip_steps, ip_episodes = in_process(env_name, action, args.seconds)
-        table = Table(title=f"{env_name} over the fabric vs in-process vs raw grpc.aio ping-pong")
-        for col in ("concurrent", "ping-pong msg/s", "fabric steps/s", "steps / ping-pong", "step p50 ms", "step p99 ms",
-                    "ping p50 ms", "episodes/s", "server RSS MB", "errors"):  # fmt: skip
-            table.add_column(col, justify="right")
-        async with EnvClient(f"127.0.0.1:{env_port}") as client:
-            for n in levels:
-                pp_rate, pp_lat = await pingpong(f"127.0.0.1:{echo_port}", request, n, args.seconds)
-                st_rate, st_lat, rss, st_err = await fabric_steps(
-                    client, env_name, action, n, args.seconds, server_proc
-                )
-                ep_rate, ep_err = await fabric_episodes(
-                    client, env_name, action, cls.task_count, n, args.seconds
-                )
-                table.add_row(str(n), f"{pp_rate:,.0f}", f"{st_rate:,.0f}", f"{st_rate / pp_rate:.0%}",
-                              f"{percentile(st_lat, 0.5) * 1e3:.2f}", f"{percentile(st_lat, 0.99) * 1e3:.2f}",
-                              f"{percentile(pp_lat, 0.5) * 1e3:.2f}", f"{ep_rate:,.0f}", f"{rss / 2**20:,.0f}",
-                              str(st_err + ep_err))  # fmt: skip
-            console.print(table)
-            console.print(f"in-process (no transport): {ip_steps:,.0f} steps/s, {ip_episodes:,.0f} episodes/s "
-                          f"(create+reset+step+close) on one core")  # fmt: skip
-            if args.open:
-                opened, rss_mb, per_kb, errors = await hold_open(client, env_name, args.open, server_proc)
-                console.print(f"{opened:,} episodes held open at once by one server process: RSS {rss_mb:,.0f} MB "
-                              f"({per_kb:.1f} KB per episode), {errors} errors")  # fmt: skip
-    finally:
-        for p in (server, echo):
-            p.terminate()
-        for p in (server, echo):
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+
+async def run(args: argparse.Namespace) -> None:
+    console = Console(width=max(140, Console().width))
+    env_name, action = args.env, args.action
+    levels = [int(x) for x in args.levels.split(",")]
+    cls = registry.configure(env_name)
+    request, response = args.request, args.response
+    env_port, echo_port = args.env_port, args.echo_port
+    server = args.server_proc
+    await wait_ready(f"127.0.0.1:{env_port}")
+    await wait_ready(f"127.0.0.1:{echo_port}")
+    server_proc = psutil.Process(server.pid)
+    console.print(
+        f"[bold]{env_name}[/bold]: step request {len(request)} B, response {len(response)} B; "
+        f"{os.cpu_count()} CPUs; {args.seconds:g}s per measurement"
+    )
+
+    ip_steps, ip_episodes = in_process(env_name, action, args.seconds)
+    table = Table(title=f"{env_name} over the fabric vs in-process vs raw grpc.aio ping-pong")
+    for col in (
+        "concurrent",
+        "ping-pong msg/s",
+        "fabric steps/s",
+        "steps / ping-pong",
+        "step p50 ms",
+        "step p99 ms",
+        "ping p50 ms",
+        "episodes/s",
+        "server RSS MB",
+        "errors",
+    ):
+        table.add_column(col, justify="right")
+    async with EnvClient(f"127.0.0.1:{env_port}") as client:
+        for n in levels:
+            pp_rate, pp_lat = await pingpong(f"127.0.0.1:{echo_port}", request, n, args.seconds)
+            st_rate, st_lat, rss, st_err = await fabric_steps(
+                client, env_name, action, n, args.seconds, server_proc
+            )
+            ep_rate, ep_err = await fabric_episodes(client, env_name, action, cls.task_count, n, args.seconds)
+            table.add_row(
+                str(n),
+                f"{pp_rate:,.0f}",
+                f"{st_rate:,.0f}",
+                f"{st_rate / pp_rate:.0%}",
+                f"{percentile(st_lat, 0.5) * 1e3:.2f}",
+                f"{percentile(st_lat, 0.99) * 1e3:.2f}",
+                f"{percentile(pp_lat, 0.5) * 1e3:.2f}",
+                f"{ep_rate:,.0f}",
+                f"{rss / 2**20:,.0f}",
+                str(st_err + ep_err),
+            )
+        console.print(table)
+        console.print(
+            f"in-process (no transport): {ip_steps:,.0f} steps/s, {ip_episodes:,.0f} episodes/s "
+            f"(create+reset+step+close) on one core"
+        )
+        if args.open:
+            opened, rss_mb, per_kb, errors = await hold_open(client, env_name, args.open, server_proc)
+            console.print(
+                f"{opened:,} episodes held open at once by one server process: RSS {rss_mb:,.0f} MB "
+                f"({per_kb:.1f} KB per episode), {errors} errors"
+            )
 
 
 def main() -> None:
@@ -255,7 +268,38 @@ def main() -> None:
     parser.add_argument("--levels", default="1,64,1024,4096")
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--open", type=int, default=10_000, help="episodes to hold open at once (0 to skip)")
-    asyncio.run(run(parser.parse_args()))
+    args = parser.parse_args()
+    args.env_port, args.echo_port = free_port(), free_port()
+    args.request, args.response = step_messages(args.env, args.action)
+    args.server_proc = subprocess.Popen(
+        [
+            AGENTGYM,
+            "--log-level",
+            "warning",
+            "serve",
+            "--port",
+            str(args.env_port),
+            "--envs",
+            args.env,
+            "--max-episodes",
+            str(max(20_000, args.open + 100)),
+            "--idle-timeout",
+            "0",
+        ]
+    )
+    args.echo_proc = subprocess.Popen(
+        [sys.executable, str(HERE / "pingpong_server.py"), str(args.echo_port), str(len(args.response))]
+    )
+    try:
+        asyncio.run(run(args))
+    finally:
+        for p in (args.server_proc, args.echo_proc):
+            p.terminate()
+        for p in (args.server_proc, args.echo_proc):
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
 
 
 if __name__ == "__main__":

@@ -23,8 +23,12 @@ async def main(port: int, size: int) -> None:
         async for _ in requests:
             yield payload
 
-    server = grpc.aio.server(options=[("grpc.server.max_pending_requests", 1 << 20),
-                                      ("grpc.server.max_pending_requests_hard_limit", 1 << 20)])  # fmt: skip
+    server = grpc.aio.server(
+        options=[
+            ("grpc.server.max_pending_requests", 1 << 20),
+            ("grpc.server.max_pending_requests_hard_limit", 1 << 20),
+        ]
+    )
     handler = grpc.method_handlers_generic_handler(
         "bench.Echo", {"PingPong": grpc.stream_stream_rpc_method_handler(pingpong)}
     )
