@@ -112,14 +112,13 @@ class Server:
         return cls(config, service, server, health_servicer, port)
 
     async def stop(self, grace_s: float | None = None) -> None:
-        """Graceful: refuse new sessions and creates, let live episodes run for the grace period,
-        end the rest with UNAVAILABLE, free every env."""
+        """Graceful: health turns NOT_SERVING and creates are refused (UNAVAILABLE); live episodes
+        get the grace period to finish; then the rest are ended, every env freed, and the port closed."""
         if grace_s is not None:
             self.service.config.grace_s = grace_s
         await self.health.enter_graceful_shutdown()
-        stopping = asyncio.ensure_future(self.grpc_server.stop(self.service.config.grace_s + 5))
         await self.service.drain()
-        await stopping
+        await self.grpc_server.stop(0)
         await self.service.close()
         log.info("server stopped", extra={"address": self.address})
 

@@ -1,0 +1,160 @@
+"""Options shared by `agentgym rollout` and `agentgym eval`: policy, tasks, servers, run limits."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+from collections.abc import AsyncIterator
+
+from rich.console import Console
+
+from agentgym.client.envclient import EnvClient
+from agentgym.client.errors import AgentGymError
+from agentgym.client.policies import BACKENDS, Policy, Sampling, make_policy
+from agentgym.client.react import EpisodeSpec
+from agentgym.client.rollout import RolloutConfig
+from agentgym.client.tasks import expand, select_tasks, tasks_from_item_file
+
+DEFAULT_SERVER = "127.0.0.1:50051"
+
+
+def add_policy_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("policy")
+    g.add_argument("--policy", choices=BACKENDS, default="expert", help="who acts (default expert)")
+    g.add_argument(
+        "--model",
+        help="hf: model directory; sglang: tokenizer path (default: the server's); openai: model name",
+    )
+    g.add_argument(
+        "--policy-url",
+        help="sglang: http://HOST:PORT (comma-separated for several); openai: base URL ending in /v1",
+    )
+    g.add_argument(
+        "--temperature", type=float, default=0.0, help="sampling temperature (0 = greedy, default)"
+    )
+    g.add_argument("--top-p", type=float, default=1.0)
+    g.add_argument("--max-new-tokens", type=int, default=512, help="tokens per agent turn (default 512)")
+    g.add_argument(
+        "--max-context-tokens", type=int, default=None, help="end an episode whose prompt reaches this"
+    )
+    g.add_argument(
+        "--api-key-env", default="OPENAI_API_KEY", help="openai: environment variable holding the API key"
+    )
+    g.add_argument("--max-batch", type=int, default=32, help="hf: largest generation batch")
+    g.add_argument("--seed", type=int, default=0, help="random policy and sampling seed")
+
+
+def add_task_args(p: argparse.ArgumentParser, default_split: str) -> None:
+    g = p.add_argument_group("tasks")
+    g.add_argument("--envs", help="comma-separated envs (default: every env the servers host)")
+    g.add_argument(
+        "--tasks",
+        action="append",
+        default=[],
+        metavar="[ENV=]SPEC",
+        help="ids/ranges (0-99,150), split:NAME or all; ENV= limits it to one env (repeatable)",
+    )
+    g.add_argument(
+        "--split",
+        default=default_split,
+        help=f"split used where --tasks says nothing (default {default_split})",
+    )
+    g.add_argument(
+        "--max-tasks", type=int, default=None, help="at most this many tasks per env (the first ones)"
+    )
+    g.add_argument("--item-ids", help="play the item_ids of an AgentEval/AgentTraj file instead")
+    g.add_argument(
+        "--samples", type=int, default=1, help="episodes per task (distinct record ids), for exploration"
+    )
+
+
+def add_run_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("run")
+    g.add_argument(
+        "--server",
+        default=None,
+        help=f"env server(s) HOST:PORT,... (default {DEFAULT_SERVER} if it answers, else an embedded one)",
+    )
+    g.add_argument("--concurrency", type=int, default=256, help="episodes at once (default 256)")
+    g.add_argument("--episode-timeout", type=float, default=1800.0, help="seconds per episode (default 1800)")
+    g.add_argument(
+        "--retries", type=int, default=3, help="replays of an episode after transient transport errors"
+    )
+    g.add_argument(
+        "--max-failures", type=int, default=None, help="stop the run after this many failed episodes"
+    )
+    g.add_argument(
+        "--max-rounds", action="append", default=[], metavar="ENV=N", help="override an env's round limit"
+    )
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def policy_from_args(args: argparse.Namespace) -> Policy:
+    sampling = Sampling(args.temperature, args.top_p, args.max_new_tokens)
+    options = {"max_batch": args.max_batch} if args.policy == "hf" else {}
+    if args.policy == "openai":
+        options["api_key"] = os.environ.get(args.api_key_env, "")
+    return make_policy(
+        args.policy, model=args.model, url=args.policy_url, sampling=sampling, seed=args.seed, **options
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> RolloutConfig:
+    rounds = {}
+    for item in args.max_rounds:
+        env, sep, n = item.partition("=")
+        if not sep or not n.isdigit():
+            raise SystemExit(f"--max-rounds {item!r}: expected ENV=N")
+        rounds[env] = int(n)
+    return RolloutConfig(concurrency=args.concurrency, episode_timeout_s=args.episode_timeout, retries=args.retries,
+                         max_failures=args.max_failures, max_rounds=rounds, max_context_tokens=args.max_context_tokens,
+                         progress=not args.no_progress)  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def env_client(args: argparse.Namespace, console: Console) -> AsyncIterator[EnvClient]:
+    """A client for --server, else for the default server if it answers, else for an embedded one."""
+    if args.server:
+        async with EnvClient(args.server) as client:
+            yield client
+        return
+    wanted = [e for e in (args.envs or "").split(",") if e]
+    async with EnvClient(DEFAULT_SERVER, connect_timeout_s=0.5) as client:
+        try:
+            status = await client.server_status()
+            if all(e in status.envs for e in wanted):
+                yield client
+                return
+        except AgentGymError:
+            pass
+    from agentgym.server.app import Server
+    from agentgym.server.config import ServerConfig
+
+    embedded = await Server.start(ServerConfig(port=0, envs=wanted or None, grace_s=0, idle_timeout_s=0))
+    console.print(
+        f"[dim]No env server at {DEFAULT_SERVER} hosts {','.join(wanted) or 'the envs'}: using an embedded one.[/dim]"
+    )
+    try:
+        async with EnvClient(f"127.0.0.1:{embedded.port}") as client:
+            yield client
+    finally:
+        await embedded.stop(0)
+
+
+async def specs_from_args(client: EnvClient, args: argparse.Namespace) -> list[EpisodeSpec]:
+    if args.item_ids:
+        return tasks_from_item_file(args.item_ids)
+    hosted = await client.envs()
+    envs = [e for e in (args.envs or "").split(",") if e] or sorted(hosted)
+    missing = [e for e in envs if e not in hosted]
+    if missing:
+        raise AgentGymError(f"no server hosts {missing}; hosted: {', '.join(sorted(hosted))}")
+    general = [t for t in args.tasks if "=" not in t]
+    per_env = dict(t.split("=", 1) for t in args.tasks if "=" in t)
+    chosen: dict[str, list[int]] = {}
+    for env in envs:
+        spec = per_env.get(env, general[0] if general else None)
+        ids = select_tasks(hosted[env], spec, default_split=args.split)
+        chosen[env] = ids[: args.max_tasks] if args.max_tasks else ids
+    return expand(chosen, samples=args.samples)

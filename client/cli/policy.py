@@ -1,0 +1,96 @@
+"""`agentgym policy`: serve a policy model over HTTP, or make a tiny one to try things with.
+
+agentgym policy init-tiny runs/tiny                       # a small random model + tokenizer, no download
+agentgym policy serve --backend hf --model runs/tiny      # SGLang's API on CPU, backed by transformers
+agentgym policy serve --backend sglang --model Qwen/...   # a real SGLang server (GPU host, `pip install agentgym[sglang]`)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import subprocess
+import sys
+import time
+import urllib.request
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("policy", help="serve a policy model, or create a tiny one", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+    s = verbs.add_parser("serve", help="run a policy server with SGLang's HTTP API")
+    s.add_argument("--backend", choices=["hf", "sglang"], default="hf")
+    s.add_argument("--model", required=True, help="model directory or hub id (sglang)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=30000)
+    s.add_argument("--strict", action="store_true", help="hf: refuse request fields SGLang does not define")
+    s.add_argument(
+        "extra",
+        nargs=argparse.REMAINDER,
+        help="sglang: further arguments for sglang.launch_server (after --)",
+    )
+    s.set_defaults(func=serve)
+    t = verbs.add_parser("init-tiny", help="build a tiny random model and tokenizer (CPU tests, demos)")
+    t.add_argument("out", help="directory to write")
+    t.add_argument("--size", choices=["tiny", "small"], default="tiny")
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(func=init_tiny)
+
+
+def init_tiny(args: argparse.Namespace) -> int:
+    from agentgym.trainer.tiny import save
+
+    path = save(args.out, args.size, args.seed)
+    print(f"saved a {args.size} model and tokenizer to {path}")
+    return 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    if args.backend == "hf":
+        from agentgym.client.policies.hf_server import serve_hf
+
+        try:
+            asyncio.run(serve_hf(args.model, args.host, args.port, strict=args.strict))
+        except KeyboardInterrupt:
+            pass
+        return 0
+    return _serve_sglang(args)
+
+
+def _serve_sglang(args: argparse.Namespace) -> int:
+    try:
+        import sglang  # noqa: F401
+    except ImportError:
+        print("SGLang is not installed here. On a GPU host: pip install 'agentgym[sglang]' (it brings its own CUDA torch).",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    extra = [a for a in args.extra if a != "--"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "sglang.launch_server",
+        "--model-path",
+        args.model,
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+        *extra,
+    ]
+    print("starting:", " ".join(cmd), flush=True)
+    proc = subprocess.Popen(cmd)
+    url = f"http://{args.host}:{args.port}/health"
+    try:
+        while proc.poll() is None:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as r:
+                    if r.status == 200:
+                        print(f"SGLang is serving {args.model} at http://{args.host}:{args.port}", flush=True)
+                        break
+            except OSError:
+                time.sleep(2)
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        return proc.wait()

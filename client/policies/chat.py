@@ -1,0 +1,161 @@
+"""Conversations, kept as text (AgentTraj messages) and, for token-level policies, as token ids.
+
+Token in, token out: the prompt of every turn is the previous prompt, plus the ids the policy
+generated (verbatim), plus the tokens of the env's reply as the model's own chat template frames
+it. Nothing is ever re-tokenized, so what the trainer sees is exactly what the policy produced.
+
+`ChatTokens` learns the template's framing once, by rendering a probe conversation:
+  render([user U, assistant A])                         -> "...U...A<eos>\\n"
+  render([user U, assistant A, user O], gen. prompt)    -> the same, then "<|im_start|>user\\nO<|im_end|>..."
+so an env reply after an assistant turn that ended in <eos> is tokenized from
+  (what the template puts after <eos>) + (user prefix) + reply + (user suffix and generation prompt).
+Templates that rewrite earlier turns (e.g. drop past reasoning) are not prefix-stable; they are
+refused with a clear error instead of silently drifting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentgym.client.policies.base import PolicyError, Turn
+
+ACK = "OK. I'll follow your instructions and try my best to solve the task."
+
+_U, _A, _O = "AGENTGYMPROBEUSER", "AGENTGYMPROBEASSISTANT", "AGENTGYMPROBEOBSERVATION"
+
+
+def _render(tokenizer: Any, messages: list[dict[str, str]], generation_prompt: bool) -> str:
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
+    if not isinstance(text, str):
+        raise PolicyError("the tokenizer's apply_chat_template(tokenize=False) did not return text")
+    return text
+
+
+class ChatTokens:
+    """Token bookkeeping for one tokenizer and its chat template."""
+
+    def __init__(self, tokenizer: Any, eos_token_ids: list[int] | None = None) -> None:
+        if getattr(tokenizer, "chat_template", None) is None:
+            raise PolicyError(
+                "the tokenizer has no chat template; token-level policies need the model's own template"
+            )
+        self.tokenizer = tokenizer
+        eos = eos_token_ids or [tokenizer.eos_token_id]
+        self.eos_ids = [i for i in eos if i is not None]
+        if not self.eos_ids:
+            raise PolicyError("the tokenizer has no EOS token")
+        self.eos = self.eos_ids[0]
+        base = _render(
+            tokenizer, [{"role": "user", "content": _U}, {"role": "assistant", "content": _A}], False
+        )
+        ext = _render(
+            tokenizer,
+            [
+                {"role": "user", "content": _U},
+                {"role": "assistant", "content": _A},
+                {"role": "user", "content": _O},
+            ],
+            True,
+        )
+        if not ext.startswith(base) or base.count(_A) != 1 or ext.count(_O) != 1:
+            raise PolicyError(
+                "the chat template is not prefix-stable (it rewrites earlier turns), so conversations "
+                "cannot be kept token-exact; use a model whose template only appends"
+            )
+        after_assistant = base[base.index(_A) + len(_A) :]
+        eos_text = tokenizer.decode([self.eos])
+        if not after_assistant.startswith(eos_text):
+            raise PolicyError(
+                f"the chat template ends assistant turns with {after_assistant[:20]!r}, not the EOS "
+                f"token {eos_text!r}; token-exact conversations need the EOS to close a turn"
+            )
+        self.after_eos = after_assistant[len(eos_text) :]
+        self.user_prefix, self.user_suffix = ext[len(base) :].split(_O)
+
+    def encode(self, text: str) -> list[int]:
+        ids: list[int] = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return ids
+
+    def initial(self, messages: list[dict[str, str]]) -> list[int]:
+        """Prompt ids for the first agent turn (the whole conversation so far, rendered once)."""
+        return self.encode(_render(self.tokenizer, messages, True))
+
+    def env_turn(self, text: str) -> list[int]:
+        """Ids to append after an assistant turn that ended with EOS: the env's reply, framed."""
+        return self.encode(self.after_eos + self.user_prefix + text + self.user_suffix)
+
+    def decode(self, ids: list[int]) -> str:
+        text: str = self.tokenizer.decode(
+            [i for i in ids if i not in self.eos_ids], skip_special_tokens=False
+        )
+        return text
+
+
+def role_messages(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """AgentTraj messages ({from, value}) as chat messages ({role, content})."""
+    return [{"role": "assistant" if m["from"] == "gpt" else "user", "content": m["value"]} for m in messages]
+
+
+@dataclass
+class Conversation:
+    """An episode's conversation: AgentTraj messages, plus token ids for token-level policies."""
+
+    messages: list[dict[str, Any]]
+    chat: ChatTokens | None = None
+    input_ids: list[int] = field(default_factory=list)
+    loss_mask: list[int] = field(default_factory=list)
+    logprobs: list[float | None] = field(default_factory=list)
+    weight_versions: list[str] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, instruction: str, observation: str, chat: ChatTokens | None) -> Conversation:
+        messages: list[dict[str, Any]] = [
+            {"from": "human", "loss": None, "value": instruction},
+            {"from": "gpt", "loss": False, "value": ACK},
+            {"from": "human", "loss": None, "value": observation},
+        ]
+        conv = cls(messages, chat)
+        if chat is not None:
+            conv.input_ids = chat.initial(role_messages(messages))
+            conv.loss_mask = [0] * len(conv.input_ids)
+            conv.logprobs = [None] * len(conv.input_ids)
+        return conv
+
+    @property
+    def prompt_tokens(self) -> int:
+        return len(self.input_ids)
+
+    def add_agent(self, turn: Turn) -> None:
+        if self.chat is not None:
+            if turn.token_ids is None:
+                raise PolicyError("a token-level conversation got a turn without token ids")
+            ids = list(turn.token_ids)
+            logprobs: list[float | None] = (
+                list(turn.logprobs) if turn.logprobs is not None else [None] * len(ids)
+            )
+            if len(logprobs) != len(ids):
+                raise PolicyError(f"turn has {len(ids)} tokens but {len(logprobs)} logprobs")
+            self.input_ids += ids
+            self.loss_mask += [1] * len(ids)
+            self.logprobs += logprobs
+            if not ids or ids[-1] not in self.chat.eos_ids:
+                # Cut off (length limit): close the turn as the template would. Not generated: no loss.
+                self.input_ids.append(self.chat.eos)
+                self.loss_mask.append(0)
+                self.logprobs.append(None)
+            turn.text = self.chat.decode(ids)
+        if turn.weight_version:
+            self.weight_versions.append(turn.weight_version)
+        self.messages.append({"from": "gpt", "loss": True, "value": turn.text})
+
+    def add_env(self, observation: str) -> None:
+        self.messages.append({"from": "human", "loss": None, "value": observation})
+        if self.chat is not None:
+            ids = self.chat.env_turn(observation)
+            self.input_ids += ids
+            self.loss_mask += [0] * len(ids)
+            self.logprobs += [None] * len(ids)
+
+    def chat_messages(self) -> list[dict[str, str]]:
+        return role_messages(self.messages)

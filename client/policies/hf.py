@@ -1,0 +1,280 @@
+"""The `hf` policy: a transformers model in this process, with dynamic batching.
+
+Concurrent `act` calls queue up; a batcher takes whatever arrived within `batch_wait_ms` (up to
+`max_batch`), left-pads it, runs one `generate` in a worker thread (torch releases the GIL) and
+hands each episode its tokens and log-probabilities. The CPU default and the test backend; on a GPU
+it runs bf16. Token in, token out, like the sglang policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from agentgym.client.policies.base import Policy, PolicyError, Sampling, Turn
+from agentgym.client.policies.chat import ChatTokens, Conversation
+
+if TYPE_CHECKING:
+    from agentgym.client.envclient import Episode
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Generation:
+    token_ids: list[int]
+    logprobs: list[float]
+    finish_reason: str  # stop | length
+    prompt_tokens: int
+
+
+@dataclass
+class _Request:
+    ids: list[int]
+    sampling: Sampling
+    future: asyncio.Future[Generation]
+
+
+class HFPolicy(Policy):
+    name = "hf"
+
+    def __init__(
+        self,
+        model_path: str,
+        sampling: Sampling | None = None,
+        *,
+        device: str | None = None,
+        max_batch: int = 32,
+        batch_wait_ms: float = 5.0,
+        seed: int = 0,
+    ) -> None:
+        self.model_path = model_path
+        self.sampling = sampling or Sampling()
+        self.device = device
+        self.max_batch = max_batch
+        self.batch_wait_s = batch_wait_ms / 1000
+        self.seed = seed
+        self.weight_version = ""
+        self.model: Any = None
+        self.tokenizer: Any = None
+        self._queue: asyncio.Queue[_Request] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._swap = asyncio.Lock()
+        self.stats = {"batches": 0, "sequences": 0, "generated_tokens": 0, "generate_s": 0.0}
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.model, self.tokenizer = await asyncio.to_thread(self._load, self.model_path)
+        self.chat = ChatTokens(self.tokenizer, _eos_ids(self.model, self.tokenizer))
+        self.weight_version = _version(self.model_path)
+        self._queue = asyncio.Queue()
+        self._task = asyncio.ensure_future(self._batcher())
+
+    def _load(self, path: str) -> tuple[Any, Any]:
+        if not os.path.isdir(path):
+            raise PolicyError(
+                f"hf policy: {path!r} is not a model directory (config.json, weights, tokenizer)"
+            )
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = device
+        dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
+        torch.manual_seed(self.seed)
+        return model, tokenizer
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def reload(self, model_path: str | None = None, weight_version: str | None = None) -> None:
+        """Load new weights (AgentEvol's reload step); requests wait while the model is swapped."""
+        path = model_path or self.model_path
+        async with self._swap:
+            model, tokenizer = await asyncio.to_thread(self._load, path)
+            self.model, self.tokenizer, self.model_path = model, tokenizer, path
+            self.chat = ChatTokens(tokenizer, _eos_ids(model, tokenizer))
+            self.weight_version = weight_version or _version(path)
+        log.info("policy weights reloaded", extra={"model": path, "weight_version": self.weight_version})
+
+    def describe(self) -> dict[str, str]:
+        return {
+            "policy": self.name,
+            "model": self.model_path,
+            "device": str(self.device),
+            "weight_version": self.weight_version,
+        }
+
+    # --- acting ----------------------------------------------------------------------------------------
+    async def act(self, conversation: Conversation, episode: Episode) -> Turn:
+        gen = await self.generate(conversation.input_ids)
+        assert self.chat is not None
+        return Turn(
+            text=self.chat.decode(gen.token_ids),
+            token_ids=gen.token_ids,
+            logprobs=gen.logprobs,
+            finish_reason=gen.finish_reason,
+            weight_version=self.weight_version,
+            prompt_tokens=gen.prompt_tokens,
+            completion_tokens=len(gen.token_ids),
+        )
+
+    async def generate(self, ids: list[int], sampling: Sampling | None = None) -> Generation:
+        if self._queue is None:
+            raise PolicyError("the hf policy is not started")
+        future: asyncio.Future[Generation] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Request(list(ids), sampling or self.sampling, future))
+        return await future
+
+    async def _batcher(self) -> None:
+        assert self._queue is not None
+        queue = self._queue
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await queue.get()]
+            deadline = loop.time() + self.batch_wait_s
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(queue.get_nowait())
+                    continue
+                except asyncio.QueueEmpty:
+                    pass
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(queue.get(), remaining))
+                except TimeoutError:
+                    break
+            batch = [r for r in batch if not r.future.cancelled()]
+            groups: dict[Sampling, list[_Request]] = {}
+            for r in batch:
+                groups.setdefault(r.sampling, []).append(r)
+            async with self._swap:
+                for sampling, reqs in groups.items():
+                    try:
+                        results = await asyncio.to_thread(self._generate, [r.ids for r in reqs], sampling)
+                    except Exception as exc:
+                        for r in reqs:
+                            if not r.future.done():
+                                r.future.set_exception(
+                                    PolicyError(f"hf generation failed: {type(exc).__name__}: {exc}")
+                                )
+                        continue
+                    for r, res in zip(reqs, results, strict=True):
+                        if not r.future.done():
+                            r.future.set_result(res)
+
+    def _generate(self, prompts: list[list[int]], s: Sampling) -> list[Generation]:
+        """Left-padded batched sampling with a KV cache.
+
+        A plain decode loop: transformers' `generate` spends tens of milliseconds per step on
+        bookkeeping that a tiny CPU model does not need, while one forward pass takes about one.
+        """
+        import torch
+
+        t0 = time.perf_counter()
+        model = self.model
+        assert self.chat is not None
+        eos = torch.tensor(self.chat.eos_ids)
+        limit = getattr(model.config, "max_position_embeddings", 1 << 30)
+        longest = max(len(p) for p in prompts)
+        if longest >= limit:
+            raise PolicyError(f"prompt of {longest} tokens does not fit the model's {limit}-token context")
+        max_new = max(1, min(s.max_new_tokens, limit - longest))
+        device = model.device
+        batch = len(prompts)
+        input_ids = torch.full((batch, longest), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((batch, longest), dtype=torch.long)
+        for i, p in enumerate(prompts):
+            input_ids[i, longest - len(p) :] = torch.tensor(p)
+            mask[i, longest - len(p) :] = 1
+        input_ids, mask = input_ids.to(device), mask.to(device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        out_ids = torch.zeros((batch, max_new), dtype=torch.long)
+        out_lp = torch.zeros((batch, max_new))
+        done = torch.zeros(batch, dtype=torch.bool)
+        lengths = torch.full((batch,), max_new)
+        past = None
+        step_ids, step_pos = input_ids, positions
+        with torch.inference_mode():
+            for t in range(max_new):
+                out = model(
+                    input_ids=step_ids,
+                    attention_mask=mask,
+                    position_ids=step_pos,
+                    past_key_values=past,
+                    use_cache=True,
+                )
+                past = out.past_key_values
+                logits = out.logits[:, -1].float()
+                logp = torch.log_softmax(logits, dim=-1)
+                next_ids = _sample(logits, s) if s.temperature > 0 else logits.argmax(-1)
+                out_ids[:, t] = next_ids.cpu()
+                out_lp[:, t] = logp.gather(-1, next_ids[:, None])[:, 0].cpu()
+                finished_now = torch.isin(next_ids.cpu(), eos) & ~done
+                lengths[finished_now] = t + 1
+                done |= finished_now
+                if bool(done.all()):
+                    break
+                step_ids = next_ids[:, None]
+                step_pos = step_pos[:, -1:] + 1
+                mask = torch.cat([mask, torch.ones((batch, 1), dtype=mask.dtype, device=device)], dim=1)
+        results = []
+        for i in range(batch):
+            n = int(lengths[i])
+            ids = out_ids[i, :n].tolist()
+            results.append(
+                Generation(
+                    ids, out_lp[i, :n].tolist(), "stop" if bool(done[i]) else "length", len(prompts[i])
+                )
+            )
+        self.stats["batches"] += 1
+        self.stats["sequences"] += batch
+        self.stats["generated_tokens"] += sum(len(r.token_ids) for r in results)
+        self.stats["generate_s"] += time.perf_counter() - t0
+        return results
+
+
+def _sample(logits: Any, s: Sampling) -> Any:
+    """Temperature and nucleus (top-p) sampling from a [batch, vocab] logits tensor."""
+    import torch
+
+    probs = torch.softmax(logits / s.temperature, dim=-1)
+    if s.top_p < 1.0:
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        keep = sorted_probs.cumsum(-1) - sorted_probs < s.top_p
+        sorted_probs = sorted_probs * keep
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+    return torch.multinomial(probs, 1)[:, 0]
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
+    eos = getattr(model.generation_config, "eos_token_id", None)
+    ids = [int(i) for i in (eos if isinstance(eos, list) else [eos] if eos is not None else [])]
+    if tokenizer.eos_token_id is not None:
+        ids = [int(tokenizer.eos_token_id)] + [i for i in ids if i != tokenizer.eos_token_id]
+    return ids
+
+
+def _version(path: str) -> str:
+    """A weight version for records: the directory and when its weights were written."""
+    try:
+        mtime = max(
+            os.path.getmtime(os.path.join(path, f))
+            for f in os.listdir(path)
+            if f.endswith((".safetensors", ".bin"))
+        )
+    except ValueError:
+        mtime = 0.0
+    return f"{os.path.basename(os.path.normpath(path))}@{int(mtime)}"

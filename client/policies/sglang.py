@@ -1,0 +1,231 @@
+"""The `sglang` policy: SGLang's native HTTP API, token ids in, token ids out.
+
+Requests and replies use the fields SGLang 0.5.x defines in `sglang/srt/managers/io_struct.py`
+(`GenerateReqInput`, `UpdateWeightFromDiskReqInput`) and returns from its tokenizer manager:
+
+    POST /generate  {"rid", "input_ids", "sampling_params", "return_logprob", "logprob_start_len"}
+      -> {"text", "output_ids", "meta_info": {"id", "finish_reason", "prompt_tokens",
+          "completion_tokens", "weight_version", "output_token_logprobs": [[logprob, id, text], ...]}}
+    GET  /health, GET /model_info, POST /flush_cache
+    POST /update_weights_from_disk {"model_path", "weight_version"} -> {"success", "message"}
+
+With several servers, an episode's first turn goes to the server with the fewest requests in
+flight from this client, and its later turns to the same server, whose prefix cache holds the
+conversation so far.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+from agentgym.client.policies.base import Policy, PolicyError, Sampling, Turn
+from agentgym.client.policies.chat import ChatTokens, Conversation
+
+if TYPE_CHECKING:
+    from agentgym.client.envclient import Episode
+
+# The GenerateReqInput fields this client sends; a test server checks them against SGLang's.
+GENERATE_FIELDS = ("rid", "input_ids", "sampling_params", "return_logprob", "logprob_start_len")
+SAMPLING_FIELDS = (
+    "temperature",
+    "top_p",
+    "max_new_tokens",
+    "stop_token_ids",
+    "skip_special_tokens",
+    "no_stop_trim",
+)
+
+
+class SGLangPolicy(Policy):
+    name = "sglang"
+
+    def __init__(
+        self,
+        urls: str | Sequence[str],
+        tokenizer: str | None = None,
+        sampling: Sampling | None = None,
+        *,
+        timeout_s: float = 600.0,
+        retries: int = 2,
+    ) -> None:
+        if isinstance(urls, str):
+            urls = [u.strip() for u in urls.split(",") if u.strip()]
+        if not urls:
+            raise PolicyError("the sglang policy needs at least one server URL (http://host:port)")
+        self.urls = [u.rstrip("/") for u in urls]
+        self.tokenizer_path = tokenizer
+        self.sampling = sampling or Sampling()
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.in_flight = dict.fromkeys(self.urls, 0)
+        self.sticky: dict[str, str] = {}  # episode id -> server url
+        self.model_info: dict[str, Any] = {}
+        self._session: aiohttp.ClientSession | None = None
+        self._rids = itertools.count()
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
+        )
+        for url in self.urls:
+            await self._get(url, "/health")
+        self.model_info = await self._get(self.urls[0], "/model_info")
+        path = (
+            self.tokenizer_path or self.model_info.get("tokenizer_path") or self.model_info.get("model_path")
+        )
+        if not path:
+            raise PolicyError(f"{self.urls[0]}/model_info names no tokenizer; pass the model path (--model)")
+        from transformers import AutoTokenizer
+
+        tokenizer = await asyncio.to_thread(AutoTokenizer.from_pretrained, path)
+        self.chat = ChatTokens(tokenizer, _eos_ids(path, tokenizer))
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def describe(self) -> dict[str, str]:
+        return {
+            "policy": self.name,
+            "servers": ",".join(self.urls),
+            "model": str(self.model_info.get("model_path", "")),
+            "weight_version": str(self.model_info.get("weight_version", "")),
+        }
+
+    # --- generation --------------------------------------------------------------------------------
+    def _route(self, episode_id: str) -> str:
+        url = self.sticky.get(episode_id)
+        if url is None:
+            url = min(self.urls, key=lambda u: self.in_flight[u])
+            self.sticky[episode_id] = url
+        return url
+
+    async def act(self, conversation: Conversation, episode: Episode) -> Turn:
+        assert self.chat is not None, "start() was not called"
+        url = self._route(episode.episode_id)
+        s = self.sampling
+        body = {
+            "rid": f"{episode.episode_id}-{next(self._rids)}",
+            "input_ids": conversation.input_ids,
+            "sampling_params": {
+                "temperature": s.temperature,
+                "top_p": s.top_p,
+                "max_new_tokens": s.max_new_tokens,
+                "stop_token_ids": self.chat.eos_ids,
+                "skip_special_tokens": False,
+                "no_stop_trim": True,
+            },
+            "return_logprob": True,
+            "logprob_start_len": -1,
+        }
+        self.in_flight[url] += 1
+        try:
+            reply = await self._post(url, "/generate", body)
+        finally:
+            self.in_flight[url] -= 1
+        turn = parse_generate_reply(reply, url)
+        if turn.finish_reason == "abort":
+            raise PolicyError(f"{url} aborted the request: {reply['meta_info']['finish_reason']}")
+        return turn
+
+    def finish(self, episode: Episode) -> None:
+        self.sticky.pop(episode.episode_id, None)
+
+    # --- weights -------------------------------------------------------------------------------------
+    async def update_weights(self, model_path: str, weight_version: str | None = None) -> None:
+        """Load new weights on every server (AgentEvol's reload step)."""
+        body: dict[str, Any] = {"model_path": model_path}
+        if weight_version is not None:
+            body["weight_version"] = weight_version
+        for url in self.urls:
+            reply = await self._post(url, "/update_weights_from_disk", body)
+            if not reply.get("success", False):
+                raise PolicyError(f"{url} refused to load {model_path}: {reply.get('message', reply)}")
+        self.model_info = await self._get(self.urls[0], "/model_info")
+
+    async def flush_cache(self) -> None:
+        for url in self.urls:
+            await self._post(url, "/flush_cache", None)
+
+    # --- HTTP ------------------------------------------------------------------------------------------
+    async def _get(self, url: str, path: str) -> Any:
+        return await self._call("GET", url, path, None)
+
+    async def _post(self, url: str, path: str, body: Any) -> Any:
+        return await self._call("POST", url, path, body)
+
+    async def _call(self, method: str, url: str, path: str, body: Any) -> Any:
+        if self._session is None:
+            raise PolicyError("the sglang policy is not started")
+        for attempt in range(self.retries + 1):
+            try:
+                async with self._session.request(method, url + path, json=body) as resp:
+                    text = await resp.text()
+                    if resp.status != 200:
+                        raise PolicyError(f"{method} {url}{path} answered HTTP {resp.status}: {text[:500]}")
+                    if not text.strip():
+                        return {}
+                    try:
+                        return await resp.json(content_type=None)
+                    except ValueError as exc:
+                        raise PolicyError(f"{method} {url}{path} answered non-JSON: {text[:200]!r}") from exc
+            except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+                if attempt == self.retries:
+                    raise PolicyError(
+                        f"{method} {url}{path} failed after {attempt + 1} tries: {type(exc).__name__}: {exc}"
+                    ) from exc
+                await asyncio.sleep(0.5 * 2**attempt)
+        raise AssertionError("unreachable")
+
+
+def parse_generate_reply(reply: Any, url: str = "") -> Turn:
+    """Check a /generate reply against SGLang's shape and turn it into a Turn."""
+    where = f"SGLang at {url}" if url else "SGLang"
+    if not isinstance(reply, dict) or "meta_info" not in reply:
+        raise PolicyError(f"{where} returned no meta_info: {str(reply)[:200]}")
+    ids = reply.get("output_ids")
+    if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+        raise PolicyError(
+            f"{where} returned no output_ids list (is skip_tokenizer_init on, or an old SGLang?)"
+        )
+    meta = reply["meta_info"]
+    raw = meta.get("output_token_logprobs")
+    if raw is None:
+        raise PolicyError(f"{where} returned no output_token_logprobs although return_logprob was set")
+    if len(raw) != len(ids) or any(int(entry[1]) != tok for entry, tok in zip(raw, ids, strict=False)):
+        raise PolicyError(
+            f"{where}: output_token_logprobs ({len(raw)}) do not line up with output_ids ({len(ids)})"
+        )
+    finish = meta.get("finish_reason") or {}
+    kind = finish.get("type", "stop") if isinstance(finish, dict) else str(finish)
+    return Turn(
+        text=str(reply.get("text", "")),
+        token_ids=ids,
+        logprobs=[float(entry[0]) for entry in raw],
+        finish_reason={"stop": "stop", "length": "length"}.get(kind, kind),
+        weight_version=str(meta.get("weight_version") or ""),
+        prompt_tokens=int(meta.get("prompt_tokens", 0)),
+        completion_tokens=int(meta.get("completion_tokens", len(ids))),
+    )
+
+
+def _eos_ids(path: str, tokenizer: Any) -> list[int]:
+    """End-of-turn ids: the generation config's (which may list several), else the tokenizer's."""
+    try:
+        from transformers import GenerationConfig
+
+        eos = GenerationConfig.from_pretrained(path).eos_token_id
+    except (OSError, ValueError):
+        eos = None
+    ids = [int(i) for i in (eos if isinstance(eos, list) else [eos] if eos is not None else [])]
+    if tokenizer.eos_token_id is not None:  # the tokenizer's EOS closes turns in the template: first
+        ids = [int(tokenizer.eos_token_id)] + [i for i in ids if i != tokenizer.eos_token_id]
+    return ids
