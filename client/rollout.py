@@ -111,6 +111,12 @@ class RolloutSummary:
         return not self.stopped
 
 
+def _consume(future: asyncio.Future[Any]) -> None:
+    """Episodes report their own errors; a cancelled one's future holds nothing worth raising."""
+    if not future.cancelled():
+        future.exception()
+
+
 def _transient(exc: BaseException) -> bool:
     """Worth replaying the episode: the env server (not the env) was unreachable, full or restarting."""
     if isinstance(exc, AgentGymError):
@@ -136,6 +142,7 @@ class Rollout:
         self._stats: dict[str, Counter[str]] = {}
         self._reward: dict[str, float] = {}
         self._t0 = time.perf_counter()
+        self._running: set[asyncio.Task[Any]] = set()
         self.max_action_bytes: int | None = None
 
     async def run(self, specs: Sequence[EpisodeSpec]) -> RolloutSummary:
@@ -166,11 +173,10 @@ class Rollout:
                     for spec in todo:
                         if self._stop.is_set():
                             break
-                        await pool.spawn(self._episode(spec, progress, task_id))
-                        if self._stop.is_set():
-                            break
-                    if self._stop.is_set():
-                        await pool.cancel()
+                        future = await pool.spawn(self._episode(spec, progress, task_id))
+                        future.add_done_callback(_consume)
+                    # Stopping cancels the running episodes ourselves (see _stop_running): the
+                    # pool's own cancel() leaks slots of tasks cancelled before they start.
         finally:
             for sink in self.sinks:
                 await sink.close()
@@ -188,6 +194,18 @@ class Rollout:
         return self.summary
 
     async def _episode(self, spec: EpisodeSpec, progress: Progress, task_id: Any) -> None:
+        if self._stop.is_set():
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self._running.add(task)
+        try:
+            await self._play(spec)
+        finally:
+            self._running.discard(task)
+        progress.update(task_id, advance=1, **self._fields())
+
+    async def _play(self, spec: EpisodeSpec) -> None:
         cfg = self.config
         error: BaseException | None = None
         for attempt in range(cfg.retries + 1):
@@ -220,7 +238,6 @@ class Rollout:
                 break
         if error is not None:
             await self._failed(spec, error)
-        progress.update(task_id, advance=1, **self._fields())
 
     async def _finished(self, spec: EpisodeSpec, record: dict[str, Any]) -> None:
         for sink in self.sinks:
@@ -257,6 +274,10 @@ class Rollout:
             s.stopped = f"failure budget spent: {s.failed} failed episodes (max_failures={budget}); last: {kind}: {error}"
             log.error("rollout stopped", extra={"reason": s.stopped})
             self._stop.set()
+            current = asyncio.current_task()
+            for task in list(self._running):
+                if task is not current:
+                    task.cancel()  # unfinished episodes are not written: a resumed run plays them
 
     # --- progress ----------------------------------------------------------------------------------
     def _fields(self) -> dict[str, str]:

@@ -62,3 +62,11 @@ async def server(start_server: StartServer) -> Server:
 async def client(server: Server) -> AsyncIterator[EnvClient]:
     async with EnvClient(f"127.0.0.1:{server.port}") as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny random Llama and its tokenizer, built from a config (no download), once per session."""
+    from agentgym.trainer.tiny import save
+
+    return str(save(tmp_path_factory.mktemp("tiny") / "model", "tiny", seed=0))

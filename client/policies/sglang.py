@@ -152,8 +152,9 @@ class SGLangPolicy(Policy):
         self.model_info = await self._get(self.urls[0], "/model_info")
 
     async def flush_cache(self) -> None:
+        """Drop the servers' prefix caches (SGLang answers in plain text)."""
         for url in self.urls:
-            await self._post(url, "/flush_cache", None)
+            await self._call("POST", url, "/flush_cache", None, json_reply=False)
 
     # --- HTTP ------------------------------------------------------------------------------------------
     async def _get(self, url: str, path: str) -> Any:
@@ -162,7 +163,7 @@ class SGLangPolicy(Policy):
     async def _post(self, url: str, path: str, body: Any) -> Any:
         return await self._call("POST", url, path, body)
 
-    async def _call(self, method: str, url: str, path: str, body: Any) -> Any:
+    async def _call(self, method: str, url: str, path: str, body: Any, json_reply: bool = True) -> Any:
         if self._session is None:
             raise PolicyError("the sglang policy is not started")
         for attempt in range(self.retries + 1):
@@ -171,8 +172,8 @@ class SGLangPolicy(Policy):
                     text = await resp.text()
                     if resp.status != 200:
                         raise PolicyError(f"{method} {url}{path} answered HTTP {resp.status}: {text[:500]}")
-                    if not text.strip():
-                        return {}
+                    if not json_reply or not text.strip():
+                        return text if not json_reply else {}
                     try:
                         return await resp.json(content_type=None)
                     except ValueError as exc:

@@ -1,0 +1,292 @@
+"""Every policy backend against real env servers; SGLang and OpenAI over real HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from agentgym.client import EnvClient
+from agentgym.client.policies import make_policy
+from agentgym.client.policies.base import PolicyError, Sampling
+from agentgym.client.policies.hf import HFPolicy
+from agentgym.client.policies.hf_server import GENERATE_REQ_FIELDS, SAMPLING_PARAMS_FIELDS, PolicyServer
+from agentgym.client.policies.openai import OpenAIPolicy
+from agentgym.client.policies.sglang import SGLangPolicy, parse_generate_reply
+from agentgym.client.react import EpisodeSpec, parse_action, run_episode
+from agentgym.server.app import Server
+
+SAMPLING = Sampling(temperature=1.0, max_new_tokens=16)
+
+
+@pytest.fixture
+async def hf(tiny_model: str) -> AsyncIterator[HFPolicy]:
+    policy = HFPolicy(tiny_model, SAMPLING, max_batch=8)
+    await policy.start()
+    yield policy
+    await policy.close()
+
+
+@pytest.fixture
+async def policy_servers(hf: HFPolicy) -> AsyncIterator[list[PolicyServer]]:
+    """Two SGLang-speaking servers (strict about field names), sharing one tiny model."""
+    servers = [PolicyServer(hf, strict=True) for _ in range(2)]
+    for s in servers:
+        await s.start()
+    yield servers
+    for s in servers:
+        await s.stop()
+
+
+def segments_line_up(record: dict[str, Any], decode: Callable[[list[int]], str]) -> None:
+    """Each run of loss-masked tokens decodes to the matching gpt turn, in order."""
+    ids, mask = record["input_ids"], record["loss_mask"]
+    assert len(ids) == len(mask) == len(record["logprobs"])
+    runs, current = [], []
+    for tok, m in zip(ids, mask, strict=True):
+        if m:
+            current.append(tok)
+        elif current:
+            runs.append(current)
+            current = []
+    if current:
+        runs.append(current)
+    agent_turns = [m["value"] for m in record["conversations"] if m["from"] == "gpt" and m["loss"]]
+    assert len(runs) == len(agent_turns) == record["rounds"]
+    for run, text in zip(runs, agent_turns, strict=True):
+        assert decode(run) == text
+    generated = [lp for lp, m in zip(record["logprobs"], mask, strict=True) if m]
+    assert all(isinstance(lp, float) and lp <= 0 for lp in generated)
+
+
+async def test_parse_action_last_action_wins() -> None:
+    assert parse_action("Thought:\nx\n\nAction:\nmove up") == "move up"
+    assert (
+        parse_action("Action: a\nThought: no\nAction:\n  craft 1 stick using 2 planks  ")
+        == "craft 1 stick using 2 planks"
+    )
+    assert parse_action("I think I'll go up") == "I think I'll go up"  # no Action: the env judges it
+    assert parse_action("Action:\n") == "Action:"
+    assert parse_action("Action: " + "é" * 10, max_bytes=5) == "éé"
+
+
+async def test_hf_policy_end_to_end(server: Server, hf: HFPolicy) -> None:
+    async with EnvClient(f"127.0.0.1:{server.port}") as client:
+        records = [
+            await run_episode(client, hf, EpisodeSpec(env, 1), max_rounds=3)
+            for env in ("maze", "wordle", "textcraft")
+        ]
+    assert hf.stats["sequences"] >= 3
+    for record in records:
+        assert (
+            record["policy"] == "hf"
+            and record["rounds"] >= 1
+            and record["weight_version"] == hf.weight_version
+        )
+        segments_line_up(record, hf.chat.decode)  # type: ignore[union-attr]
+
+
+async def test_hf_batches_concurrent_requests(hf: HFPolicy) -> None:
+    import asyncio
+
+    prompts = [hf.chat.encode(f"hello {i}") for i in range(8)]  # type: ignore[union-attr]
+    before = hf.stats["batches"]
+    results = await asyncio.gather(*(hf.generate(p) for p in prompts))
+    assert len(results) == 8 and all(r.token_ids for r in results)
+    assert hf.stats["batches"] - before <= 2  # one or two batches, not eight
+
+
+async def test_hf_reload_changes_the_weight_version(hf: HFPolicy, tiny_model: str) -> None:
+    await hf.reload(tiny_model, weight_version="step-7")
+    assert hf.weight_version == "step-7"
+    with pytest.raises(PolicyError, match="is not a model directory"):
+        await hf.reload("/nonexistent/model")
+
+
+async def test_sglang_policy_token_in_token_out(
+    server: Server, hf: HFPolicy, policy_servers: list[PolicyServer]
+) -> None:
+    urls = ",".join(f"http://127.0.0.1:{s.port}" for s in policy_servers)
+    policy = SGLangPolicy(urls, sampling=SAMPLING)
+    await policy.start()
+    try:
+        async with EnvClient(f"127.0.0.1:{server.port}") as client:
+            import asyncio
+
+            records = await asyncio.gather(
+                *(run_episode(client, policy, EpisodeSpec("maze", i), max_rounds=3) for i in range(6))
+            )
+    finally:
+        await policy.close()
+    for record in records:
+        segments_line_up(record, policy.chat.decode)  # type: ignore[union-attr]
+        assert record["weight_version"] == hf.weight_version
+    bodies = [b for s in policy_servers for b in s.requests if "input_ids" in b]
+    assert bodies, "no /generate requests reached the servers"
+    for body in bodies:  # exactly SGLang's field names (the strict servers would have refused others)
+        assert set(body) <= GENERATE_REQ_FIELDS and set(body["sampling_params"]) <= SAMPLING_PARAMS_FIELDS
+        assert body["return_logprob"] is True and body["logprob_start_len"] == -1
+    # Sticky routing: all turns of one episode went to one server; both servers got episodes.
+    by_server = [{b["rid"].rsplit("-", 1)[0] for b in s.requests if "rid" in b} for s in policy_servers]
+    assert by_server[0] and by_server[1] and not by_server[0] & by_server[1]
+    assert policy.sticky == {}  # forgotten when episodes end
+
+
+async def test_sglang_weight_update_and_flush(
+    hf: HFPolicy, policy_servers: list[PolicyServer], tiny_model: str
+) -> None:
+    policy = SGLangPolicy(f"http://127.0.0.1:{policy_servers[0].port}")
+    await policy.start()
+    try:
+        await policy.update_weights(tiny_model, weight_version="iter-1")
+        assert policy.model_info["weight_version"] == "iter-1"
+        await policy.flush_cache()
+        with pytest.raises(PolicyError, match="refused to load /no/such/model"):
+            await policy.update_weights("/no/such/model")
+    finally:
+        await policy.close()
+
+
+def faulty_app(
+    handler: Callable[[web.Request], Awaitable[web.Response]], info: dict[str, Any] | None = None
+) -> web.Application:
+    async def health(request: web.Request) -> web.Response:
+        return web.Response(text="")
+
+    async def model_info(request: web.Request) -> web.Response:
+        return web.json_response(info or {})
+
+    app = web.Application()
+    app.router.add_get("/health", health)
+    app.router.add_get("/model_info", model_info)
+    app.router.add_post("/generate", handler)
+    app.router.add_post("/v1/chat/completions", handler)
+    return app
+
+
+@pytest.fixture
+async def serve_app() -> AsyncIterator[Callable[[web.Application], Awaitable[str]]]:
+    runners = []
+
+    async def serve(app: web.Application) -> str:
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        runners.append(runner)
+        return f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+
+    yield serve
+    for r in runners:
+        await r.cleanup()
+
+
+@pytest.mark.parametrize(
+    ("reply", "status", "message"),
+    [
+        ({"error": "CUDA out of memory"}, 500, "answered HTTP 500"),
+        ("<html>bad gateway</html>", 200, "answered non-JSON"),
+        ({"text": "hi", "meta_info": {"output_token_logprobs": []}}, 200, "no output_ids"),
+        ({"output_ids": [5, 6], "meta_info": {"output_token_logprobs": [[-0.1, 5, None]]}}, 200, "do not line up"),
+        ({"output_ids": [5], "text": "x"}, 200, "no meta_info"),
+        ({"output_ids": [5], "meta_info": {"output_token_logprobs": [[-0.1, 5, None]],
+          "finish_reason": {"type": "abort", "message": "server busy"}}}, 200, "aborted the request"),
+    ],
+)  # fmt: skip
+async def test_sglang_error_paths(
+    server: Server, tiny_model: str, serve_app: Any, reply: Any, status: int, message: str
+) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        if isinstance(reply, str):
+            return web.Response(text=reply, status=status)
+        return web.json_response(reply, status=status)
+
+    url = await serve_app(faulty_app(handler, {"model_path": tiny_model}))
+    policy = SGLangPolicy(url, sampling=SAMPLING, retries=0)
+    await policy.start()
+    try:
+        async with EnvClient(f"127.0.0.1:{server.port}") as client:
+            with pytest.raises(PolicyError, match=message):
+                await run_episode(client, policy, EpisodeSpec("maze", 0))
+    finally:
+        await policy.close()
+
+
+async def test_sglang_unreachable_and_misconfigured(tiny_model: str) -> None:
+    policy = SGLangPolicy("http://127.0.0.1:1", tokenizer=tiny_model, retries=1)
+    with pytest.raises(PolicyError, match="failed after 2 tries"):
+        await policy.start()
+    await policy.close()
+    with pytest.raises(PolicyError, match="needs --policy-url"):
+        make_policy("sglang")
+    with pytest.raises(PolicyError, match="needs --model DIR"):
+        make_policy("hf")
+    ok = {"output_ids": [3, 4], "text": "x", "meta_info": {"output_token_logprobs": [[-1.0, 3, None], [-2.0, 4, None]],
+          "finish_reason": {"type": "length", "length": 2}, "weight_version": "v9", "prompt_tokens": 7}}  # fmt: skip
+    turn = parse_generate_reply(ok)
+    assert (turn.token_ids, turn.logprobs, turn.finish_reason, turn.weight_version) == (
+        [3, 4],
+        [-1.0, -2.0],
+        "length",
+        "v9",
+    )
+
+
+async def test_openai_policy(server: Server, hf: HFPolicy, policy_servers: list[PolicyServer]) -> None:
+    policy = OpenAIPolicy(f"http://127.0.0.1:{policy_servers[0].port}/v1", model="tiny", sampling=SAMPLING)
+    await policy.start()
+    try:
+        async with EnvClient(f"127.0.0.1:{server.port}") as client:
+            record = await run_episode(client, policy, EpisodeSpec("wordle", 2), max_rounds=2)
+    finally:
+        await policy.close()
+    assert record["policy"] == "openai" and record["rounds"] == 2 and "input_ids" not in record
+    body = next(b for b in policy_servers[0].requests if "messages" in b)
+    assert (
+        body["model"] == "tiny"
+        and body["messages"][0]["role"] == "user"
+        and body["messages"][1]["role"] == "assistant"
+    )
+
+
+async def test_openai_retries_rate_limits_then_fails_clearly(server: Server, serve_app: Any) -> None:
+    calls = {"n": 0}
+
+    async def handler(request: web.Request) -> web.Response:
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            return web.json_response({"error": "rate limited"}, status=429)
+        if calls["n"] == 3:
+            return web.json_response(
+                {
+                    "choices": [
+                        {"message": {"content": "Thought:\nok\n\nAction:\nmove up"}, "finish_reason": "stop"}
+                    ]
+                }
+            )
+        return web.json_response({"error": {"message": "invalid model"}}, status=400)
+
+    url = await serve_app(faulty_app(handler))
+    policy = OpenAIPolicy(url + "/v1", model="m", retries=3)
+    await policy.start()
+    try:
+        async with EnvClient(f"127.0.0.1:{server.port}") as client:
+            with pytest.raises(PolicyError, match="answered HTTP 400"):
+                await run_episode(client, policy, EpisodeSpec("maze", 0))
+    finally:
+        await policy.close()
+    assert calls["n"] == 4  # two 429s retried, one success (a real step), then the 400 ended it
+
+
+async def test_expert_and_random(server: Server) -> None:
+    expert, rnd = make_policy("expert"), make_policy("random", seed=3)
+    async with EnvClient(f"127.0.0.1:{server.port}") as client:
+        rnd.prepare(await client.envs())
+        good = await run_episode(client, expert, EpisodeSpec("textcraft", 7))
+        bad = await run_episode(client, rnd, EpisodeSpec("textcraft", 7))
+        again = await run_episode(client, rnd, EpisodeSpec("textcraft", 7))
+    assert good["success"] == 1 and good["conversations"][3]["value"].startswith("Thought:\n")
+    assert bad["success"] == 0 and bad["finish"] == "truncated"
+    assert bad["conversations"] == again["conversations"]  # seeded
