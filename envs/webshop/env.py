@@ -231,9 +231,9 @@ class WebShop(Env):
             self.view = pages.sub_page(self.instruction_text, self._product(), self.where)
         else:
             if clickable.kind == "product":
-                self.asin = name.upper()
+                self.asin = clickable.target
             elif clickable.kind == "option":
-                self.options[clickable.option] = name
+                self.options[clickable.target] = name
             self._item()
 
     def _buy(self) -> Outcome:
@@ -272,7 +272,7 @@ class WebShop(Env):
         if self.where == "item" and self.asin == target:
             for value in self._goal_option_values():
                 clickable = self.view.clickables[value]
-                if self.options.get(clickable.option) != value:
+                if self.options.get(clickable.target) != value:
                     return f"click[{value}]"
             return "click[buy now]"
         if self.where == "done":

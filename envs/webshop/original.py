@@ -177,7 +177,7 @@ def synthetic_goals(products: list[dict], attributes: Mapping[str, Any]) -> list
     for product in products:
         entry = attributes.get(product["asin"]) or {}
         instruction = entry.get("instruction")
-        if not instruction:
+        if instruction is None:
             continue
         steps = _steps_above(product["price"])
         if len(steps) >= 2:

@@ -36,7 +36,7 @@ SUB_PAGES = ("Description", "Features", "Reviews")
 @dataclass(frozen=True, slots=True)
 class Clickable:
     kind: str  # "button", "product" or "option"
-    option: str = ""  # the option group of an option value
+    target: str = ""  # a product's ASIN, or an option value's group
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +69,7 @@ def results_page(instruction: str, products: Sequence[Mapping], page: int, total
     for p in products:
         parts += [p["asin"], p["Title"], p["Price"]]
     for p in products:
-        clickables[p["asin"].lower()] = Clickable("product")
+        clickables[p["asin"].lower()] = Clickable("product", p["asin"])
     return Page(_join(parts), clickables)
 
 

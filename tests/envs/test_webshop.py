@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from agentgym.client.conformance import Suite
 from agentgym.client.envclient import EnvClient
 from agentgym.envs import registry
 from agentgym.envs.base import Outcome
@@ -309,3 +310,10 @@ async def test_bad_actions_over_the_server(start_server: StartServer, shop: type
             assert "Total results:" in out.observation and out.step_index == 9
             out = await ep.step("click[nonsense]")
             assert out.truncated and not out.done  # the tenth round ends the episode
+
+
+@pytest.mark.parametrize("execution", ["thread", "process"])
+async def test_conformance_suite(start_server: StartServer, shop: type[WebShop], execution: str) -> None:
+    srv = await start_server(envs=["webshop"], step_timeout_s=30.0, execution={"webshop": execution})
+    results = await Suite(f"127.0.0.1:{srv.port}").run()
+    assert not [f"{r.name}: {r.detail}" for r in results if r.status == "FAIL"]
