@@ -45,7 +45,7 @@ def parse_action(text: str) -> ToolCall:
     m = _ACTION.search(text)
     if m is None:
         raise ActionError(
-            'Format error: write the action as "tool_name with Action Input: {...}", '
+            'ERROR | Format error: write the action as "tool_name with Action Input: {...}", '
             "for example: get_user_current_date with Action Input: {}"
         )
     return ToolCall(m.group(1), parse_arguments(m.group(2)))
@@ -60,7 +60,7 @@ def parse_arguments(text: str) -> dict[str, Any]:
     start = text.find("{")
     if start < 0:
         raise ActionError(
-            f"The Action Input must be a JSON object of arguments, like {{}} or "
+            f"ERROR | The Action Input must be a JSON object of arguments, like {{}} or "
             f'{{"name": "value"}}; got {text[:80]!r}.'
         )
     body = _balanced(text, start)
@@ -71,10 +71,10 @@ def parse_arguments(text: str) -> dict[str, Any]:
             value = ast.literal_eval(_RE_COMPILE.sub(r"\1", body))
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             raise ActionError(
-                f"The Action Input is not valid JSON: {body[:120]!r}. Please fix the arguments."
+                f"ERROR | The Action Input is not valid JSON: {body[:120]!r}. Please fix the arguments."
             ) from None
     if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-        raise ActionError("The Action Input must be a JSON object whose keys are argument names.")
+        raise ActionError("ERROR | The Action Input must be a JSON object whose keys are argument names.")
     return value
 
 

@@ -26,6 +26,9 @@ from typing import Any
 
 A1 = re.compile(r"^\$?([A-Z]{1,3})\$?([1-9][0-9]*)$")
 _REF = re.compile(r"(?<![A-Za-z_])(\$?)([A-Z]{1,3})(\$?)([1-9][0-9]*)(?![0-9(A-Za-z_])")
+_RANGE_REF = re.compile(
+    r"(?<![A-Za-z_])(\$?[A-Z]{1,3}\$?[1-9][0-9]*):(\$?[A-Z]{1,3}\$?[1-9][0-9]*)(?![0-9(A-Za-z_])"
+)
 FUNCTIONS = ("SUM", "AVERAGE", "COUNT", "MAX", "MIN", "MINUS", "PRODUCT")
 MAX_ROWS, MAX_COLS = 1000, 26
 
@@ -323,16 +326,53 @@ def _rewrite_refs(
     cmap: Callable[[int], int | None],
     relative_only: bool = False,
 ) -> str:
-    def sub(m: re.Match[str]) -> str:
+    """Apply a row/column mapping to a formula's references. A range whose end rows or columns
+    are deleted shrinks to the ones left; a single reference to a deleted cell becomes #REF!."""
+
+    def moved(m: re.Match[str], end: int) -> tuple[int, int] | None:
+        """The new (row, col) of a reference; `end` -1/+1 says it is a range's start/end corner
+        (search inwards for a surviving row or column), 0 a single cell."""
         col_abs, letters, row_abs, digits = m.groups()
         row, col = int(digits), col_number(letters)
-        new_row = row if (relative_only and row_abs) else rmap(row)
-        new_col = col if (relative_only and col_abs) else cmap(col)
-        if new_row is None or new_col is None or new_row < 1 or new_col < 1:
-            return "#REF!"
-        return f"{col_abs}{col_letter(new_col)}{row_abs}{new_row}"
+        if relative_only:
+            new_row = row if row_abs else rmap(row)
+            new_col = col if col_abs else cmap(col)
+            return (new_row, new_col) if new_row and new_col and new_row > 0 and new_col > 0 else None
+        new_row, new_col = rmap(row), cmap(col)
+        step = -end
+        r, c = row, col
+        while end and new_row is None and 0 < r <= MAX_ROWS:
+            r += step
+            new_row = rmap(r)
+        while end and new_col is None and 0 < c <= MAX_COLS:
+            c += step
+            new_col = cmap(c)
+        return (new_row, new_col) if new_row and new_col else None
 
-    return _REF.sub(sub, formula)
+    def text(m: re.Match[str], where: tuple[int, int]) -> str:
+        col_abs, _, row_abs, _ = m.groups()
+        return f"{col_abs}{col_letter(where[1])}{row_abs}{where[0]}"
+
+    def sub_range(m: re.Match[str]) -> str:
+        a, b = _REF.fullmatch(m.group(1)), _REF.fullmatch(m.group(2))
+        assert a is not None and b is not None
+        first, last = moved(a, -1), moved(b, +1)
+        if first is None or last is None or first[0] > last[0] or first[1] > last[1]:
+            return "#REF!"
+        return f"{text(a, first)}:{text(b, last)}"
+
+    def sub_single(m: re.Match[str]) -> str:
+        where = moved(m, 0)
+        return "#REF!" if where is None else text(m, where)
+
+    out = []
+    pos = 0
+    for m in _RANGE_REF.finditer(formula):
+        out.append(_REF.sub(sub_single, formula[pos : m.start()]))
+        out.append(sub_range(m))
+        pos = m.end()
+    out.append(_REF.sub(sub_single, formula[pos:]))
+    return "".join(out)
 
 
 # --- formulas ------------------------------------------------------------------------------------
