@@ -140,6 +140,7 @@ class Sheet:
     merges: list[tuple[int, int, int, int]] = field(default_factory=list)  # r1, c1, r2, c2
     frozen_rows: int = 0
     frozen_cols: int = 0
+    _memo: dict[tuple[int, int], Any] = field(default_factory=dict, repr=False, compare=False)
 
     def copy(self) -> Sheet:
         return Sheet(
@@ -172,19 +173,30 @@ class Sheet:
         return rows, cols
 
     def computed(self, row: int, col: int, stack: tuple[tuple[int, int], ...] = ()) -> Any:
-        """The cell's value, formulas computed (a FormulaError for #REF! and the like)."""
+        """The cell's value, formulas computed (a FormulaError for #REF! and the like). Results are
+        kept until the next change, so formulas over formulas are computed once each."""
         m = self.merge_of(row, col)
         if m is not None:
             row, col = m[0], m[1]
         v = self.cell(row, col).value
-        if isinstance(v, str) and v.startswith("="):
-            if (row, col) in stack or len(stack) > 64:
-                return FormulaError("#REF!")
-            try:
-                return _Formula(self, v[1:], (*stack, (row, col))).run()
-            except FormulaError as exc:
-                return exc
-        return v
+        if not (isinstance(v, str) and v.startswith("=")):
+            return v
+        if (row, col) in self._memo:
+            return self._memo[(row, col)]
+        if (row, col) in stack:
+            return FormulaError("#REF!")  # a cycle: every cell on it shows #REF!
+        if len(stack) > 64:
+            return FormulaError("#REF!")  # too deep to follow; not remembered
+        try:
+            value = _Formula(self, v[1:], (*stack, (row, col))).run()
+        except FormulaError as exc:
+            value = exc
+        self._memo[(row, col)] = value
+        return value
+
+    def changed(self) -> None:
+        """Forget computed formula values (every change to cells calls this)."""
+        self._memo.clear()
 
     def display(self, row: int, col: int) -> str:
         m = self.merge_of(row, col)
@@ -201,6 +213,7 @@ class Sheet:
 
     # --- writing ---------------------------------------------------------------------------------
     def set(self, row: int, col: int, value: Any) -> None:
+        self.changed()
         cell = self.cells.setdefault((row, col), Cell())
         cell.value = to_value(value)
 
@@ -212,6 +225,7 @@ class Sheet:
             raise SheetError("the end position must be below and to the right of the start position.")
         if (r1, c1) == (r2, c2):
             return
+        self.changed()
         if any(not (m[2] < r1 or m[0] > r2 or m[3] < c1 or m[1] > c2) for m in self.merges):
             raise SheetError("the range overlaps cells that are already merged.")
         for (r, c), cell in self.cells.items():
@@ -275,6 +289,7 @@ class Sheet:
         else:
             ranked = numbers + texts
         new_order = [r for _, r in ranked] + blanks
+        self.changed()
         moved: dict[tuple[int, int], Cell] = {}
         for (r, c), cell in self.cells.items():
             if first <= r <= rows:
@@ -292,6 +307,7 @@ class Sheet:
     ) -> None:
         """Move every cell and merged range by the row or column mapping, and rewrite every
         formula's references with it (None: the row or column is gone)."""
+        self.changed()
         rmap = row_map or (lambda r: r)
         cmap = col_map or (lambda c: c)
         moved: dict[tuple[int, int], Cell] = {}
@@ -445,7 +461,7 @@ class _Formula:
         if kind == "num":
             return float(text)
         if kind == "ref":
-            r, c = parse_a1(text)
+            r, c = _ref(text)
             value = self.sheet.computed(r, c, self.stack)
             if isinstance(value, FormulaError):
                 raise value
@@ -502,7 +518,7 @@ class _Formula:
             if not end or end[0] != "ref":
                 raise FormulaError("#ERROR!")
             self.i += 1
-            (r1, c1), (r2, c2) = parse_a1(t[1]), parse_a1(end[1])
+            (r1, c1), (r2, c2) = _ref(t[1]), _ref(end[1])
             out = []
             for r in range(min(r1, r2), max(r1, r2) + 1):
                 for c in range(min(c1, c2), max(c1, c2) + 1):
@@ -512,6 +528,13 @@ class _Formula:
                     out.append(v)
             return out
         return [self.expr()]
+
+
+def _ref(text: str) -> tuple[int, int]:
+    try:
+        return parse_a1(text)
+    except SheetError:
+        raise FormulaError("#REF!") from None
 
 
 def _num(v: Any) -> float:

@@ -95,7 +95,9 @@ def validate(spec: ToolSpec, args: dict[str, Any]) -> dict[str, Any]:
     for p in spec.params:
         if p.name not in args or args[p.name] is None:
             if p.required:
-                raise ToolError(f"ERROR | {spec.name} needs the argument '{p.name}' ({p.type}).")
+                raise ToolError(
+                    f"ERROR | {spec.name} needs the argument '{p.name}' ({p.type_label or p.type})."
+                )
             out[p.name] = p.default
             continue
         value = _coerce(spec.name, p, args[p.name])

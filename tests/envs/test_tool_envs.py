@@ -236,3 +236,28 @@ async def test_tool_envs_pass_the_conformance_suite(start_server: StartServer) -
     )
     failures = [f"{r.name}: {r.detail}" for r in results if r.status != "PASS"]
     assert len(results) == 6 and not failures, failures
+
+
+@pytest.mark.parametrize("name", TOOL_ENVS)
+def test_random_calls_never_crash_an_env(name: str) -> None:
+    """Every tool with arguments of random types and values: error observations, never an exception."""
+    import random
+
+    rng = random.Random(f"fuzz/{name}")
+    pool = [None, True, -3, 0, 7, 2.5, "", "A1", "Z99", "AAA1", "rows", "col", "des", "SUM", "PaperNet",
+            "2023-01-01", "=SUM(A1:C3)", "=A1/0", "^-1$", "[", "1e999", [[1, "x"]], [1, 2], {"a": 1}, "12345"]  # fmt: skip
+    env = registry.make(name)
+    try:
+        for episode in range(8):
+            env.reset(rng.randrange(env.task_count), episode, {})
+            if name == "sheet":
+                env.step(f'open_sheet with Action Input: {{"name": "{env.task.context["sheet"]}"}}')
+            for _ in range(12):
+                spec = rng.choice(list(env.tool_specs.values()))
+                args = {p.name: rng.choice(pool) for p in spec.params if rng.random() < 0.9}
+                out = env.step(ToolCall(spec.name, args).render())
+                assert isinstance(out.observation, str) and out.observation.startswith("Observation: ")
+                if out.done:
+                    break
+    finally:
+        env.close()

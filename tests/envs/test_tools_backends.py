@@ -209,6 +209,21 @@ def test_sheet_formulas_and_number_formats() -> None:
     assert sheet_world.formula_result(s, "=MINUS(B3,B2)") == "7.5"
     s.set(10, 4, "=D10+1")  # a cycle
     assert s.display(10, 4) == "#REF!"
+    s.set(11, 4, "=SUM(A1:AAA5)")  # beyond the sheet's columns
+    assert s.display(11, 4) == "#REF!"
+    s.set(2, 3, 5)  # a change reaches the formulas that depend on it
+    assert s.display(2, 4) == "12.5" and s.display(5, 4) == "45.5"
+
+
+def test_sheet_formulas_over_formulas_stay_fast() -> None:
+    import time
+
+    s = Sheet("S")
+    for c in range(1, 16):  # each sums a big range and every formula before it
+        s.set(1, c, f"=SUM(A2:Z200)+SUM(A1:{sheet_world.col_letter(max(1, c - 1))}1)")
+    start = time.perf_counter()
+    s.all_values()
+    assert time.perf_counter() - start < 2.0
 
 
 def test_sheet_sort_moves_formulas_with_their_rows() -> None:
