@@ -110,7 +110,6 @@ class ToolEnv(Env):
         self.task = self.make_task(task_id)
         self.tracker = ProgressTracker(self.task.subgoals, self.state_met)
         self.calls: list[ToolCall] = []  # successful calls, arguments validated
-        self.finished = False
         self.open_backend(self.task)
         text = (
             f"New task. Goal: {self.task.goal}\n"
