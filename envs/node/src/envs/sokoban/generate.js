@@ -108,7 +108,7 @@ function attempt(rng, tier) {
     .slice(0, CANDIDATES);
   let best = null;
   for (const cand of candidates) {
-    const solution = solve(board, cand.player, cand.boxes, { maxNodes: 400_000 });
+    const solution = solve(board, cand.player, cand.boxes, { maxNodes: 400_000, maxMoves: tier.maxMoves });
     if (solution === null || solution.length < tier.minMoves || solution.length > tier.maxMoves) continue;
     if (best === null || solution.length > best.solution.length) {
       best = { board, player: cand.player, boxes: cand.boxes, solution };

@@ -58,9 +58,10 @@ function less(x, y) {
 
 /**
  * A shortest list of directions ("up", ...) that solves the board from (player, boxes), [] when
- * already solved, or null when there is none (or none within `maxNodes` expanded states).
+ * already solved, or null when there is none (none within `maxNodes` expanded states, or none of
+ * at most `maxMoves` moves: states that cannot finish within it are never expanded).
  */
-export function solve(board, player, boxes, { maxNodes = 200_000 } = {}) {
+export function solve(board, player, boxes, { maxNodes = 200_000, maxMoves = Infinity } = {}) {
   const n = board.size;
   const k = boxes.length;
   const encode = (p, bs) => {
@@ -82,7 +83,7 @@ export function solve(board, player, boxes, { maxNodes = 200_000 } = {}) {
 
   if (board.solved(boxes)) return [];
   const h0 = h(boxes);
-  if (!Number.isFinite(h0)) return null;
+  if (!(h0 <= maxMoves)) return null; // Infinity: a box starts on a dead cell
   const start = encode(player, boxes);
   const best = new Map([[start, 0]]); // key -> fewest moves found
   const parent = new Map(); // key -> [previous key, direction index]
@@ -103,9 +104,11 @@ export function solve(board, player, boxes, { maxNodes = 200_000 } = {}) {
       const nextKey = encode(next.player, next.boxes);
       const known = best.get(nextKey);
       if (known !== undefined && known <= g + 1) continue;
+      const f = g + 1 + h(next.boxes);
+      if (f > maxMoves) continue;
       best.set(nextKey, g + 1);
       parent.set(nextKey, [key, dir]);
-      open.push([g + 1 + h(next.boxes), -(g + 1), nextKey]);
+      open.push([f, -(g + 1), nextKey]);
     }
   }
   return null;
