@@ -26,7 +26,8 @@ NODE_DIR = ROOT / "envs" / "node"
 MAIN = NODE_DIR / "src" / "main.js"
 NODE = shutil.which("node")
 
-pytestmark = pytest.mark.skipif(NODE is None, reason="node (Node.js >= 20) is not installed")
+# Every test module here sets `pytestmark = requires_node`.
+requires_node = pytest.mark.skipif(NODE is None, reason="node (Node.js >= 20) is not installed")
 
 
 class NodeServer:

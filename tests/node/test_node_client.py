@@ -12,7 +12,9 @@ from collections.abc import Awaitable
 from agentgym.client.envclient import EnvClient
 from agentgym.client.errors import AgentGymError
 from tests.conftest import StartServer
-from tests.node.conftest import StartNode
+from tests.node.conftest import StartNode, requires_node
+
+pytestmark = requires_node
 
 SOKOBAN_TASKS = [0, 999, 1000, 1999, 2000, 2999]
 

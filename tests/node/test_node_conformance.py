@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from agentgym.client.conformance import Suite
-from tests.node.conftest import StartNode
+from tests.node.conftest import StartNode, requires_node
+
+pytestmark = requires_node
 
 
 @pytest.mark.parametrize(

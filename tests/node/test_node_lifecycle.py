@@ -18,7 +18,9 @@ from agentgym.client.envclient import EnvClient
 from agentgym.client.errors import ResourceExhausted, Unavailable
 from agentgym.server.config import ServerConfig
 from agentgym.v1 import env_pb2 as pb
-from tests.node.conftest import NODE, NODE_DIR, StartNode, list_envs, wait_live
+from tests.node.conftest import NODE, NODE_DIR, StartNode, list_envs, requires_node, wait_live
+
+pytestmark = requires_node
 
 
 async def read_to_end(stream: Stream) -> tuple[list[pb.SessionResponse], grpc.StatusCode]:
