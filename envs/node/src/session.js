@@ -165,8 +165,9 @@ export class Session {
             fatal: null,
           };
       }
-    } catch (err) {
-      if (!(err instanceof Fatal)) throw err;
+    } catch (caught) {
+      // A bug of this server, not of the env, still ends only this episode.
+      const err = caught instanceof Fatal ? caught : new Fatal(Code.INTERNAL, `server error in ${req.kind}: ${caught}`, caught);
       log.warning('episode failed', {
         episode: this.episodeId,
         code: CODE_NAME[err.code],

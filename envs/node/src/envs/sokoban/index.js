@@ -14,12 +14,21 @@
 // the shared thread pool, awaited, so the event loop never blocks on them and the step timeout
 // can abort them.
 
+import { isMainThread } from 'node:worker_threads';
 import { sharedPool } from '../../pool.js';
 import { Env, outcome } from '../base.js';
 import { Board, DIRECTIONS } from './board.js';
+import * as generate from './generate.js';
 import { TASK_COUNT, TASKS_PER_TIER, TEST_PER_TIER, TIERS } from './generate.js';
 
 const GENERATE = new URL('./generate.js', import.meta.url);
+
+/** Run generate.js's export `name`: in the thread pool when on the event loop, directly when
+ * already off it (in `worker` execution mode the episode has a thread of its own). */
+function offload(name, args, signal) {
+  if (isMainThread) return sharedPool().run(GENERATE, name, args, { signal });
+  return generate[name](...args);
+}
 const ACTION = /^(?:move |push |go )?(up|down|left|right)[.!]?$/;
 
 const INSTRUCTION = `You are playing Sokoban in a small walled warehouse. Push every box onto a target square.
@@ -55,7 +64,7 @@ const LEVEL_CACHE = 4096;
 async function loadLevel(taskId, signal) {
   let lv = levels.get(taskId);
   if (!lv) {
-    const data = await sharedPool().run(GENERATE, 'levelData', [taskId], { signal });
+    const data = await offload('levelData', [taskId], signal);
     lv = { ...data, board: new Board(data.width, data.height, data.walls, data.targets) };
     if (levels.size >= LEVEL_CACHE) levels.delete(levels.keys().next().value);
     levels.set(taskId, lv);
@@ -134,7 +143,7 @@ export class Sokoban extends Env {
   async expertAction({ signal } = {}) {
     const known = this.plan.get(stateKey(this.player, this.boxes));
     if (known) return known;
-    const moves = await sharedPool().run(GENERATE, 'solveState', [this.taskId, this.player, this.boxes], { signal });
+    const moves = await offload('solveState', [this.taskId, this.player, this.boxes], signal);
     if (moves && moves.length > 0) {
       this.#follow(moves);
       return moves[0];
