@@ -15,9 +15,17 @@ STUBS := $(PROTOS:.proto=_pb2.py)
 comma := ,
 INSTALLED := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: install proto data serve test test-fast bench lint format wheel clean
+.PHONY: install proto data node serve serve-node test test-fast bench lint format wheel clean
 
-install: $(INSTALLED) $(STUBS) data
+# The Node.js env server (envs/node): its npm packages, reinstalled when the lock file changes.
+NODE_DIR := envs/node
+NODE_DEPS := $(NODE_DIR)/node_modules/.package-lock.json
+# `make serve NODE=1` also starts the Node server, on NODE_PORT, with NODE_ARGS.
+NODE ?=
+NODE_PORT ?= 50052
+NODE_ARGS ?=
+
+install: $(INSTALLED) $(STUBS) data node
 
 $(INSTALLED): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,9 +45,30 @@ protos/agentgym/v1/%_pb2.py: protos/agentgym/v1/%.proto $(INSTALLED)
 data: $(INSTALLED) $(STUBS)
 	$(PY) -m agentgym.envs prepare
 
+# `npm ci` when node_modules is missing or older than the lock file; skipped (with a note) when
+# Node.js is not installed, in which case the Node server's tests skip themselves.
+node:
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory $(NODE_DEPS); \
+	else echo "node/npm not found: skipping the Node.js env server ($(NODE_DIR)); its tests will be skipped"; fi
+
+$(NODE_DEPS): $(NODE_DIR)/package-lock.json $(NODE_DIR)/package.json
+	npm ci --prefix $(NODE_DIR) --no-audit --no-fund --loglevel=error
+	@touch $@
+
 # Serve every built-in env on 127.0.0.1:50051 (override: make serve ARGS="--envs maze --port 6000").
+# With NODE=1, the Node.js server runs beside it on NODE_PORT; Ctrl-C stops both.
 serve: install
-	$(BIN)/agentgym serve $(ARGS)
+	@if [[ "$(NODE)" == 1 ]]; then \
+	  node $(NODE_DIR)/src/main.js --port $(NODE_PORT) $(NODE_ARGS) & node_pid=$$!; \
+	  trap 'kill -TERM $$node_pid 2>/dev/null; wait $$node_pid' EXIT; \
+	  $(BIN)/agentgym serve $(ARGS); \
+	else \
+	  $(BIN)/agentgym serve $(ARGS); \
+	fi
+
+# Only the Node.js server (Sokoban), on NODE_PORT (override: make serve-node NODE_ARGS="--envs sokoban,conformance").
+serve-node: node
+	node $(NODE_DIR)/src/main.js --port $(NODE_PORT) $(NODE_ARGS)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
@@ -59,4 +88,4 @@ wheel: install
 	$(PY) -m pip wheel --no-deps -w dist .
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info protos/agentgym/v1/*_pb2*.py protos/agentgym/v1/*_pb2*.pyi envs/data
+	rm -rf $(VENV) build dist *.egg-info protos/agentgym/v1/*_pb2*.py protos/agentgym/v1/*_pb2*.pyi envs/data $(NODE_DIR)/node_modules
