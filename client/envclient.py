@@ -408,6 +408,15 @@ class Episode:
             except grpc.aio.AioRpcError as exc:
                 self.alive = False
                 self._forget()
+                if exc.code() == grpc.StatusCode.INTERNAL and exc.details() == "Internal error from Core":
+                    # grpc's signature of writing to a stream the server had already ended, with
+                    # the server's own status lost: say what happened instead.
+                    raise Unavailable(
+                        "the server had already ended this episode's stream (idle timeout, shutdown or a "
+                        "fatal env error); the episode is over",
+                        address=self.address,
+                        episode_id=self.episode_id,
+                    ) from None
                 raise from_rpc_error(exc, address=self.address, episode_id=self.episode_id) from None
             except asyncio.InvalidStateError:
                 self.alive = False
