@@ -24,6 +24,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 # AgentGym's item_id prefixes that differ from our env names.
 ENV_ALIASES = {"lmrlgym_maze": "maze", "lmrlgym_wordle": "wordle", "sqlgym": "bird"}
 
@@ -94,7 +96,7 @@ def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            item = json.loads(line)
+            item = orjson.loads(line)
         except ValueError as exc:
             if n == len(lines) or (n == len(lines) - 1 and not lines[-1]):
                 continue  # torn tail: the write was cut off
@@ -125,7 +127,7 @@ class JsonlWriter:
             f.truncate(cut)
 
     def write(self, record: dict[str, Any]) -> None:
-        self._f.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
+        self._f.write(orjson.dumps(record) + b"\n")
         self._f.flush()
         self._since_sync += 1
         if self.fsync_every and self._since_sync >= self.fsync_every:

@@ -22,12 +22,15 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+import orjson
 
 from agentgym.client.policies.base import Policy, PolicyError, Sampling, Turn
 from agentgym.client.policies.chat import ChatTokens, Conversation
 
 if TYPE_CHECKING:
     from agentgym.client.envclient import Episode
+
+_JSON = {"Content-Type": "application/json"}
 
 # The GenerateReqInput fields this client sends; a test server checks them against SGLang's.
 GENERATE_FIELDS = ("rid", "input_ids", "sampling_params", "return_logprob", "logprob_start_len")
@@ -168,16 +171,19 @@ class SGLangPolicy(Policy):
             raise PolicyError("the sglang policy is not started")
         for attempt in range(self.retries + 1):
             try:
-                async with self._session.request(method, url + path, json=body) as resp:
-                    text = await resp.text()
+                data = None if body is None else orjson.dumps(body)
+                async with self._session.request(method, url + path, data=data, headers=_JSON) as resp:
+                    raw = await resp.read()
                     if resp.status != 200:
-                        raise PolicyError(f"{method} {url}{path} answered HTTP {resp.status}: {text[:500]}")
-                    if not json_reply or not text.strip():
-                        return text if not json_reply else {}
+                        raise PolicyError(
+                            f"{method} {url}{path} answered HTTP {resp.status}: {raw[:500].decode(errors='replace')}"
+                        )
+                    if not json_reply or not raw.strip():
+                        return raw.decode(errors="replace") if not json_reply else {}
                     try:
-                        return await resp.json(content_type=None)
+                        return orjson.loads(raw)
                     except ValueError as exc:
-                        raise PolicyError(f"{method} {url}{path} answered non-JSON: {text[:200]!r}") from exc
+                        raise PolicyError(f"{method} {url}{path} answered non-JSON: {raw[:200]!r}") from exc
             except (aiohttp.ClientConnectionError, TimeoutError) as exc:
                 if attempt == self.retries:
                     raise PolicyError(

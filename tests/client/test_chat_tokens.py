@@ -82,3 +82,13 @@ def test_template_that_rewrites_history_is_refused(tiny_model: str) -> None:
     tok.chat_template = None
     with pytest.raises(PolicyError, match="no chat template"):
         ChatTokens(tok)
+
+
+def test_cached_instruction_prefix_gives_the_rendered_ids(chat: ChatTokens) -> None:
+    before = len(chat._prefixes)
+    for obs in ("First observation.", "Another start, with more text: 1, 2, 3."):
+        messages = [{"role": "user", "content": "A long shared instruction. " * 20},
+                    {"role": "assistant", "content": "OK."}, {"role": "user", "content": obs}]  # fmt: skip
+        rendered = chat.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        assert chat.initial(messages) == chat.encode(rendered)
+    assert len(chat._prefixes) == before + 1  # one instruction, encoded once
