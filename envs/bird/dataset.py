@@ -69,14 +69,17 @@ def load(root: str | Path) -> dict[str, list[Question]]:
         if not isinstance(items, list):
             raise DatasetError(f"{questions_file} must hold a JSON list of questions")
         questions = []
+        present: set[str] = set()  # databases already found on disk
         for i, item in enumerate(items):
             try:
                 db_id, question, sql = item["db_id"], item["question"], item["SQL"]
             except (KeyError, TypeError):
                 raise DatasetError(f"{questions_file} item {i} lacks db_id, question or SQL") from None
             db_path = databases / db_id / f"{db_id}.sqlite"
-            if not db_path.is_file():
-                raise DatasetError(f"{questions_file} item {i}: database {db_path} is missing")
+            if db_id not in present:
+                if not db_path.is_file():
+                    raise DatasetError(f"{questions_file} item {i}: database {db_path} is missing")
+                present.add(db_id)
             questions.append(
                 Question(
                     split=split,
