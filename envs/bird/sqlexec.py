@@ -3,8 +3,8 @@
 Four fences, each enough on its own to stop a write: the file is opened with `mode=ro`, the
 connection is `query_only`, an authorizer allows only reading, and ATTACH is refused (so no other
 file can be reached). A progress handler stops a statement that runs past its time limit (a
-runaway recursive CTE, a huge cross join), at most `max_rows` rows are read back, and SQLite's own
-limits cap the size of any one value and of the statement text.
+runaway recursive CTE, a huge cross join), at most `max_rows` rows and 64 MB of values are read
+back, and SQLite's own limits cap the size of any one value and of the statement text.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ _ACTION_NAMES = {
 
 MAX_VALUE_BYTES = 1_000_000  # longest string or blob a query may build
 MAX_SQL_BYTES = 100_000
+MAX_RESULT_BYTES = 64 << 20  # all values of a result together (many rows of big values)
+_BATCH = 256  # rows fetched at a time
 _PROGRESS_EVERY = 1_000  # virtual-machine instructions between deadline checks
 
 
@@ -79,11 +81,19 @@ def run_query(path: str | Path, sql: str, limits: Limits) -> list[tuple[Any, ...
     conn.set_progress_handler(past_deadline, _PROGRESS_EVERY)
     try:
         cursor = conn.execute(sql)
-        rows = cursor.fetchmany(limits.max_rows + 1)
-        if len(rows) > limits.max_rows:
-            raise QueryError(
-                f"the query returns more than {limits.max_rows} rows; it was stopped. Narrow it down."
-            )
+        rows: list[tuple[Any, ...]] = []
+        size = 0
+        while batch := cursor.fetchmany(_BATCH):
+            rows.extend(batch)
+            if len(rows) > limits.max_rows:
+                raise QueryError(
+                    f"the query returns more than {limits.max_rows} rows; it was stopped. Narrow it down."
+                )
+            size += sum(len(v) if isinstance(v, str | bytes) else 8 for row in batch for v in row)
+            if size > MAX_RESULT_BYTES:
+                raise QueryError(
+                    f"the query's result is larger than {MAX_RESULT_BYTES >> 20} MB; it was stopped. Narrow it down."
+                )
         return rows
     except QueryError:
         raise

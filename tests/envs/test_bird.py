@@ -186,6 +186,7 @@ async def test_bad_queries_get_feedback_and_change_nothing(start_server: StartSe
             "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) SELECT x FROM n": "more than 1000 rows",
             "SELECT * FROM students a, students b": "more than 1000 rows",
             "SELECT zeroblob(2000000000)": "too big",
+            "SELECT zeroblob(999999) FROM students": "larger than 64 MB",
             "```sql\n```": "No SQL statement found",
         }
         async with EnvClient(f"127.0.0.1:{srv.port}") as client:
