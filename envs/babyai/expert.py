@@ -3,7 +3,8 @@
 The bot plans one low-level move at a time (turn, forward, pick up, drop, toggle). With a budget
 of 20 rounds, one move per round would not finish most levels, so the expert compresses: it rolls
 the bot forward on a copy of the level, then picks the available text action that lands furthest
-along the bot's trajectory, or completes the mission outright. "turn left", "move forward",
+along the bot's trajectory, or completes the mission outright; a walk off the bot's path (straight
+to a far door, say) counts by how much shorter the bot's plan is from where it ends. "turn left", "move forward",
 "toggle" etc. always match the bot's very next move, so the expert never does worse than one bot
 move per round.
 
@@ -163,7 +164,7 @@ class BotExpert:
                 elif walking:
                     # A walk off the bot's path (e.g. far across a room it would explore cell by
                     # cell): worth it if the bot's plan from there is shorter.
-                    rest, done = self._rollout(env, bot, suggestion[0], record=False)
+                    rest, done = self._rollout(env, bot, suggestion[0], record=False, on_copy=False)
                     saved = remaining - (len(rest) - 1 if done else MAX_PLAN)
                 else:
                     continue
@@ -179,10 +180,14 @@ class BotExpert:
         return choice
 
     @staticmethod
-    def _rollout(env: Any, bot: Any, move: int, record: bool) -> tuple[list[tuple[Any, Any]], bool]:
-        """Follow the bot's own plan on a copy of (env, bot). Returns the points passed, each
-        (state key, plan signature) when `record`, and whether the plan accomplished the mission."""
-        env, bot = copy.deepcopy((env, bot))
+    def _rollout(
+        env: Any, bot: Any, move: int, record: bool, on_copy: bool = True
+    ) -> tuple[list[tuple[Any, Any]], bool]:
+        """Follow the bot's own plan from `move` on (a copy of, unless told otherwise) env and bot.
+        Returns the points passed, each (state key, plan signature) when `record`, and whether
+        the plan accomplished the mission."""
+        if on_copy:
+            env, bot = copy.deepcopy((env, bot))
         points: list[tuple[Any, Any]] = [(state_key(env), plan_signature(bot)) if record else ((), ())]
         for _ in range(MAX_PLAN):
             _, reward, terminated, truncated, _ = env.step(move)
