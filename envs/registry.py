@@ -58,7 +58,7 @@ def discover() -> None:
             importlib.import_module(f"agentgym.envs.{mod.name}")
         except Exception as exc:  # an optional engine missing must not hide the other envs
             _unavailable[mod.name] = f"{type(exc).__name__}: {exc}"
-            log.warning("env module not loaded", extra={"module": mod.name, "error": str(exc)})
+            log.warning("env module not loaded", extra={"env_module": mod.name, "error": str(exc)})
     _discovered = True
 
 
