@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 _envs: dict[str, type[Env]] = {}
 _unavailable: dict[str, str] = {}
-_configured: set[str] = set()
+_configured: dict[str, dict[str, str]] = {}  # env -> the settings it was configured with
 _discovered = False
 
 # Modules of this package that are not environments.
@@ -85,11 +85,18 @@ def unavailable() -> dict[str, str]:
 
 
 def configure(name: str, settings: Mapping[str, str] | None = None) -> type[Env]:
-    """Return env class `name`, calling its `configure` hook the first time (per process)."""
+    """Return env class `name`, calling its `configure` hook the first time (per process), and again
+    when given settings that differ from the last ones (an env class holds one configuration at a
+    time). Without settings, an env already configured keeps its configuration."""
     cls = get(name)
-    if name not in _configured:
-        cls.configure(dict(settings or {}))
-        _configured.add(name)
+    if settings is None and name in _configured:
+        return cls
+    wanted = dict(settings or {})
+    if _configured.get(name) != wanted:
+        if name in _configured:
+            log.info("env reconfigured", extra={"env": name, "settings": wanted})
+        cls.configure(wanted)
+        _configured[name] = wanted
     return cls
 
 
