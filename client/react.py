@@ -130,6 +130,7 @@ def _record(spec: EpisodeSpec, ep: Episode, p: _Played, policy: Policy, started:
         },
     }
     if p.conv.chat is not None:
+        record["tokenizer"] = p.conv.chat.fingerprint
         record["input_ids"] = p.conv.input_ids
         record["loss_mask"] = p.conv.loss_mask
         record["logprobs"] = p.conv.logprobs

@@ -15,7 +15,10 @@ refused with a clear error instead of silently drifting.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from agentgym.client.policies.base import PolicyError, Turn
@@ -76,6 +79,13 @@ class ChatTokens:
         self.after_eos = after_assistant[len(eos_text) :]
         self._prefixes: dict[tuple[str, str], list[int]] = {}
         self.user_prefix, self.user_suffix = ext[len(base) :].split(_O)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Identifies the tokenizer and template: records made with it can be trained on as they are."""
+        vocab = sorted(self.tokenizer.get_vocab().items())
+        blob = json.dumps([vocab, self.tokenizer.chat_template, self.eos_ids], ensure_ascii=False)
+        return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
     def encode(self, text: str) -> list[int]:
         if self._fast is not None:  # the Rust tokenizer directly: a fraction of the wrapper's cost
