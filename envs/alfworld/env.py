@@ -18,16 +18,20 @@ Expert: ALFWorld's planner expert (its `planner` expert type): Fast Downward pla
 current state to the goal, and the expert gives the plan's next command. The plan is kept while
 the episode follows it and made again when it does not, so the expert solves from any state.
 
-Execution: one worker process per episode. Measured: a step costs 30-300 ms of Python in
-TextWorld's grammar engine (it re-derives the text of every admissible command each step), the
-engine keeps a module-level parser that is not safe to share between threads, and every engine
-instance loads a private 33 MB copy of Fast Downward's library that TextWorld never unloads.
+Execution: one worker process per episode, chosen by measurement: a step costs 30-300 ms of pure
+Python in TextWorld's grammar engine (it re-derives the text of every admissible command) and
+starting a game 0.3-5 s of PDDL translation, so threads would put every episode of a server on one
+core; the engine keeps state at module level (grammar parser, translator options, even sys.argv);
+and each engine instance loads a private 33 MB copy of Fast Downward's library that cannot be
+unloaded. A worker process per episode runs episodes on all cores and gives their memory back when
+they end. (Under a `thread` override engine calls take turns and engines are reused.)
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -128,9 +132,21 @@ class ALFWorld(Env):
 
     # --- the episode -----------------------------------------------------------------------------
     def reset(self, task_id: int, seed: int, options: Mapping[str, str]) -> Outcome:
+        with _engine_calls:
+            return self._reset(task_id)
+
+    def step(self, action: str) -> Outcome:
+        with _engine_calls:
+            return self._step(action)
+
+    def expert_action(self) -> str:
+        with _engine_calls:
+            return self._expert_action()
+
+    def _reset(self, task_id: int) -> Outcome:
         game, ref = self._game(task_id)
         if self.tw is None:
-            self.tw = self._engine()
+            self.tw = _take_engine()
         self.tw.load(game)
         state = self.tw.reset()
         self.plan = None
@@ -143,7 +159,7 @@ class ALFWorld(Env):
             info={"task_type": ref.task_type, "game": ref.path},
         )
 
-    def step(self, action: str) -> Outcome:
+    def _step(self, action: str) -> Outcome:
         state, _, _ = self.tw.step(action)
         if self.plan and self.plan[0] == action:
             self.plan.pop(0)
@@ -161,7 +177,7 @@ class ALFWorld(Env):
             info=info,
         )
 
-    def expert_action(self) -> str:
+    def _expert_action(self) -> str:
         if not self.plan:
             pddl = self.tw.unwrapped
             self.plan = list(pddl._pddl_state.replan(pddl._entity_infos))
@@ -169,9 +185,8 @@ class ALFWorld(Env):
 
     def close(self) -> None:
         if self.tw is not None:
-            from fast_downward import close_lib
-
-            close_lib(self.tw.unwrapped.downward_lib)
+            with _engines_lock:
+                _idle_engines.append(self.tw)
             self.tw = None
 
     # --- helpers -----------------------------------------------------------------------------------
@@ -189,14 +204,27 @@ class ALFWorld(Env):
             )
         return str(path), ref
 
-    @staticmethod
-    def _engine() -> Any:
-        import textworld
-        from alfworld.agents.environment.alfred_tw_env import AlfredDemangler
-        from textworld.envs.pddl import PddlEnv
 
-        _reuse_translations()
-        return AlfredDemangler(PddlEnv(textworld.EnvInfos(won=True, admissible_commands=True)))
+# The engine keeps state at module level (TextWorld's grammar parser, Fast Downward's translation
+# options, even sys.argv), so engine calls in one process take turns: only the `thread` execution
+# override ever contends for this.
+_engine_calls = threading.Lock()
+# Engines (a PddlEnv with its own copy of Fast Downward's library, which cannot be unloaded safely:
+# dlclose leaves exit handlers pointing into it) are kept for the next episode in this process.
+_idle_engines: list[Any] = []
+_engines_lock = threading.Lock()
+
+
+def _take_engine() -> Any:
+    with _engines_lock:
+        if _idle_engines:
+            return _idle_engines.pop()
+    import textworld
+    from alfworld.agents.environment.alfred_tw_env import AlfredDemangler
+    from textworld.envs.pddl import PddlEnv
+
+    _reuse_translations()
+    return AlfredDemangler(PddlEnv(textworld.EnvInfos(won=True, admissible_commands=True)))
 
 
 def _reuse_translations() -> None:
@@ -210,7 +238,7 @@ def _reuse_translations() -> None:
     if getattr(translate, "reused", False):
         return
 
-    @functools.lru_cache(maxsize=4)
+    @functools.lru_cache(maxsize=2)
     def reusing(domain: str, problem: str, verbose: bool = False, optimize: bool = False) -> Any:
         return translate(domain, problem, verbose=verbose, optimize=optimize)
 
