@@ -14,9 +14,9 @@ Semantics follow AgentGym's `agentenv-alfworld`:
 Games: real ALFWorld game files when configured with `data_dir` (or `$ALFWORLD_DATA`), laid out as
 ALFWorld ships them; otherwise games generated per task id (generate.py).
 
-Expert: ALFWorld's planner expert (its `planner` expert type): Fast Downward plans from the
-current state to the goal, and the expert gives the plan's next command. The plan is kept while
-the episode follows it and made again when it does not, so the expert solves from any state.
+Expert: hand-coded from the engine's state (expert.py): each task type's recipe (fetch, clean /
+heat / cool, put; or fetch and switch on the lamp), reading where things are from the engine's
+facts, from any state, in the engine's own admissible commands.
 
 Execution: one worker process per episode, chosen by measurement: a step costs 30-300 ms of pure
 Python in TextWorld's grammar engine (it re-derives the text of every admissible command) and
@@ -128,7 +128,7 @@ class ALFWorld(Env):
     def __init__(self) -> None:
         super().__init__()
         self.tw: Any = None
-        self.plan: list[str] | None = None
+        self.state: Any = None
 
     # --- the episode -----------------------------------------------------------------------------
     def reset(self, task_id: int, seed: int, options: Mapping[str, str]) -> Outcome:
@@ -149,7 +149,7 @@ class ALFWorld(Env):
             self.tw = _take_engine()
         self.tw.load(game)
         state = self.tw.reset()
-        self.plan = None
+        self.state = state
         self.ref = ref
         intro = "\n".join(state.feedback.split("\n\n")[1:])
         actions = list(state["admissible_commands"])
@@ -161,10 +161,7 @@ class ALFWorld(Env):
 
     def _step(self, action: str) -> Outcome:
         state, _, _ = self.tw.step(action)
-        if self.plan and self.plan[0] == action:
-            self.plan.pop(0)
-        else:
-            self.plan = None
+        self.state = state
         won = bool(state["won"])
         text = _strip_arrival(state.feedback)
         info = {"invalid": "true"} if text == _NOTHING else {}
@@ -178,10 +175,14 @@ class ALFWorld(Env):
         )
 
     def _expert_action(self) -> str:
-        if not self.plan:
-            pddl = self.tw.unwrapped
-            self.plan = list(pddl._pddl_state.replan(pddl._entity_infos))
-        return self.plan[0] if self.plan else "look"
+        from agentgym.envs.alfworld.expert import World, next_action
+
+        pddl = self.tw.unwrapped
+        names = {key: info.name for key, info in pddl._entity_infos.items()}
+        world = World(pddl._pddl_state.facts, self.state, names)
+        ref = self.ref
+        action = next_action(world, ref.task_type, ref.object_type.lower(), ref.target_type.lower())
+        return action or "look"
 
     def close(self) -> None:
         if self.tw is not None:

@@ -134,7 +134,7 @@ class SciWorld(Env):
         available = available_memory_mb()
         derived = max(1, available // per_episode) if available else 1
         cls.max_episodes = _positive_int(settings, "max_episodes", derived)
-        log.info(
+        log.debug(
             "sciworld capacity",
             extra={"max_episodes": cls.max_episodes, "available_mb": available, "episode_mb": per_episode},
         )

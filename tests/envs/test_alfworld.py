@@ -72,6 +72,23 @@ async def test_expert_solves_every_task_type(start_server: StartServer) -> None:
                 assert not last.observation.startswith("You arrive at loc")
 
 
+async def test_expert_recovers_from_detours(start_server: StartServer) -> None:
+    """The expert starts from any state: here, holding something unrelated, away from the start."""
+    srv = await start_server(envs=["alfworld"], step_timeout_s=STEP_TIMEOUT_S, prewarm=0)
+    task_id = first_of_type("pick_heat_then_place_in_recep", range(2420, 2620))
+    target = agentgym_games()[task_id].object_type.lower()
+    async with EnvClient(f"127.0.0.1:{srv.port}") as client, client.episode("alfworld", task_id) as ep:
+        for goto in [a for a in ep.initial.available_actions if a.startswith("go to ")][::-1]:
+            result = await ep.step(goto)
+            takes = [a for a in result.available_actions if a.startswith("take ") and target not in a]
+            if takes:
+                result = await ep.step(takes[0])
+                break
+        assert "You pick up" in result.observation
+        await play_expert(ep)
+        assert ep.last.success and ep.last.step_index <= 30
+
+
 async def test_the_same_task_id_gives_the_same_episode(start_server: StartServer) -> None:
     task_id = first_of_type("pick_two_obj_and_place", range(2420, 2620))
     # Generation does not depend on the process (hash seeds) or on what ran before.
