@@ -27,11 +27,13 @@ NODE_ARGS ?=
 
 install: $(INSTALLED) $(STUBS) data node
 
+# The venv goes first on PATH while installing: fast-downward-textworld (ALFWorld's planner) builds
+# from source with a bare `python`.
 $(INSTALLED): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	@if [[ ",$(EXTRAS)," == *",train,"* ]]; then $(PY) -m pip install -q torch==$(TORCH_VERSION); fi
-	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pip install -q -e '.[$(EXTRAS)]'
 	@touch $@
 
 # Python stubs for the contract. Generated, not committed: `make proto` rewrites them.
