@@ -149,6 +149,12 @@ class GrpcSink:
         self._closing = True
         if self._task is not None and self._wake is not None and self._acked is not None:
             self._wake.set()
+            if self._unacked:
+                log.info(
+                    "waiting for the trainer to acknowledge trajectories",
+                    extra={"address": self.address, "unacknowledged": len(self._unacked),
+                           "timeout_s": self.close_timeout_s},
+                )  # fmt: skip
             deadline = time.monotonic() + self.close_timeout_s
             while self._unacked and not self._task.done() and (left := deadline - time.monotonic()) > 0:
                 self._acked.clear()

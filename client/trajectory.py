@@ -165,8 +165,30 @@ _U64 = 1 << 64
 _TURN_KEYS = frozenset(("from", "loss", "value"))
 
 
+_NONE = type(None)
+
+
 def _uint(value: Any, bound: int) -> bool:
     return type(value) is int and 0 <= value < bound
+
+
+# The list checks below run over every token of a trajectory: they use map/set (C loops), not
+# a Python expression per element.
+def _uints(value: Any, bound: int) -> bool:
+    return (
+        type(value) is list
+        and bool(value)
+        and set(map(type, value)) == {int}
+        and min(value) >= 0
+        and max(value) < bound
+    )
+
+
+def _logprobs(value: Any) -> bool:
+    """A non-empty list of floats (not NaN: NaN is the wire's null) and nulls."""
+    if type(value) is not list or not value or not set(map(type, value)) <= {float, _NONE}:
+        return False
+    return not any(map(math.isnan, [v for v in value if v is not None]))
 
 
 def _turn(turn: Any) -> bool:
@@ -201,16 +223,10 @@ def _typed(msg: tpb.Trajectory, key: str, value: Any) -> bool:
                 else tpb.Turn(role=t["from"], value=t["value"], loss=t["loss"])
                 for t in value
             )
-        case "input_ids" | "loss_mask" if (
-            type(value) is list and value and all(_uint(v, _U32) for v in value)
-        ):
+        case "input_ids" | "loss_mask" if _uints(value, _U32):
             getattr(msg, key).extend(value)
-        case "logprobs" if (
-            type(value) is list
-            and value
-            and all(v is None or (type(v) is float and not math.isnan(v)) for v in value)
-        ):
-            msg.logprobs.extend(math.nan if v is None else v for v in value)
+        case "logprobs" if _logprobs(value):
+            msg.logprobs.extend([math.nan if v is None else v for v in value])
         case "weight_version" if type(value) is str:
             msg.weight_version = value
         case "weight_version" if type(value) is list and value and all(type(v) is str for v in value):
@@ -260,7 +276,7 @@ def from_proto(msg: tpb.Trajectory) -> dict[str, Any]:
     if msg.loss_mask:
         record["loss_mask"] = list(msg.loss_mask)
     if msg.logprobs:
-        record["logprobs"] = [None if math.isnan(v) else v for v in msg.logprobs]
+        record["logprobs"] = [None if v != v else v for v in msg.logprobs]  # NaN != NaN
     if msg.extra_json:
         try:
             extra = orjson.loads(msg.extra_json)

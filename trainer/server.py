@@ -36,6 +36,8 @@ class TrainerConfig:
     port: int = DEFAULT_PORT  # 0 picks a free one
     ingest: IngestConfig = field(default_factory=IngestConfig)
     segment_bytes: int = 256 << 20
+    # Records per group commit (one write + one fdatasync); 1 = one fsync per record (benchmarks).
+    max_batch: int = 4096
     # On shutdown: seconds streams get to receive the acknowledgements of what was stored.
     grace_s: float = 5.0
 
@@ -73,7 +75,9 @@ class TrainerServer:
     @classmethod
     async def start(cls, config: TrainerConfig) -> TrainerServer:
         """Open the store (raises StoreError: not a store, locked, ...), then serve it."""
-        store = TrajectoryStore.open(config.store, segment_bytes=config.segment_bytes)
+        store = TrajectoryStore.open(
+            config.store, segment_bytes=config.segment_bytes, max_batch=config.max_batch
+        )
         try:
             return await cls._serve(config, store)
         except BaseException:

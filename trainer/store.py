@@ -241,9 +241,10 @@ def check_record(record: Any, key: str) -> None:
             raise RecordRejected(
                 f"{where}: input_ids has {len(ids)} tokens but loss_mask has {len(mask)}; they must match"
             )
-        if any(m not in (0, 1) or type(m) is not int for m in mask):
+        # Over every token: C loops (map, set, min), not a Python expression per element.
+        if mask and (set(map(type, mask)) != {int} or not set(mask) <= {0, 1}):
             raise RecordRejected(f"{where}: loss_mask values must be 0 or 1")
-        if any(type(t) is not int or t < 0 for t in ids):
+        if ids and (set(map(type, ids)) != {int} or min(ids) < 0):
             raise RecordRejected(f"{where}: input_ids must be non-negative integers")
     if logprobs is not None:
         if type(logprobs) is not list or ids is None or len(logprobs) != len(ids):
@@ -252,12 +253,17 @@ def check_record(record: Any, key: str) -> None:
                 f"{where}: logprobs must be a list with one entry per input id ({have} input ids, "
                 f"{len(logprobs) if type(logprobs) is list else type(logprobs).__name__} logprobs)"
             )
-        for i, v in enumerate(logprobs):
-            if v is not None and (type(v) not in (int, float) or not math.isfinite(v)):
-                raise RecordRejected(
-                    f"{where}: logprobs[{i}] is {v!r}; use null for tokens not generated and finite "
-                    "numbers otherwise (JSON cannot hold infinities)"
-                )
+        numbers = [v for v in logprobs if v is not None]
+        if not set(map(type, numbers)) <= {int, float} or not all(map(math.isfinite, numbers)):
+            i, v = next(
+                (i, v)
+                for i, v in enumerate(logprobs)
+                if v is not None and (type(v) not in (int, float) or not math.isfinite(v))
+            )
+            raise RecordRejected(
+                f"{where}: logprobs[{i}] is {v!r}; use null for tokens not generated and finite "
+                "numbers otherwise (JSON cannot hold infinities)"
+            )
     try:
         check_turns(record, where)  # the conversation's turns
     except TrajectoryFormatError as exc:
@@ -485,7 +491,8 @@ class TrajectoryStore:
                 self._active_fd = os.open(path / segment_name(self._active), os.O_WRONLY | os.O_APPEND)
         elif numbers:
             self._active = numbers[-1]
-        log.info(
+        log.log(
+            logging.DEBUG if self.readonly else logging.INFO,
             "trajectory store opened",
             extra={
                 "path": str(path),
@@ -717,7 +724,7 @@ class TrajectoryStore:
         """Store records now (one write and one fdatasync for all); for each, True when it was a
         duplicate. Synchronous: for tools and tests, not alongside `append` from another thread."""
         self._writable()
-        if self._committer is not None and not self._committer.done():
+        if self._pending:
             raise StoreError("add() while async appends are in flight: use append()")
         entries, lines, dup = [], [], []
         seen: set[str] = set()

@@ -35,6 +35,12 @@ def add_serve(verbs: argparse._SubParsersAction) -> None:
         "--max-trajectory-mb", type=float, default=64, help="refuse larger trajectories in band (default 64)"
     )
     p.add_argument("--grace", type=float, default=5.0, help="seconds streams get on shutdown (default 5)")
+    p.add_argument(
+        "--max-batch",
+        type=int,
+        default=4096,
+        help="trajectories per group commit (one write + fsync); 1 = one fsync each (default 4096)",
+    )
     p.set_defaults(func=run_serve)
 
 
@@ -50,6 +56,7 @@ def run_serve(args: argparse.Namespace) -> int:
         segment_bytes=int(args.segment_mb * (1 << 20)),
         ingest=IngestConfig(max_trajectory_bytes=int(args.max_trajectory_mb * (1 << 20))),
         grace_s=args.grace,
+        max_batch=args.max_batch,
     )
     try:
         serve(config)

@@ -167,3 +167,24 @@ async def test_shutdown_refuses_new_pushes_and_keeps_what_was_acknowledged(tmp_p
         await server.stop(0.5)
     with TrajectoryStore.open(tmp_path / "s") as store:
         assert len(store) == 50 and "maze_51" not in store
+
+
+async def test_mangled_requests_never_break_the_stream(
+    trainer: TrainerServer, channel: grpc.aio.Channel
+) -> None:
+    """Random byte damage to valid requests: each is stored or refused in band, none ends the stream."""
+    import random
+
+    rng = random.Random(0)
+    valid = push_request(1, record(1, tokens=32))
+    mangled = []
+    for _ in range(300):
+        raw = bytearray(valid)
+        for _ in range(rng.randint(1, 4)):
+            raw[rng.randrange(len(raw))] = rng.randrange(256)
+        mangled.append(bytes(raw[: rng.randint(1, len(raw))] if rng.random() < 0.3 else raw))
+    answers = await exchange(channel, [*mangled, push_request(2, record(2))])
+    assert len(answers) == 301 and answers[-1].WhichOneof("result") == "stored"
+    kinds = {a.WhichOneof("result") for a in answers[:-1]}
+    assert "error" in kinds
+    assert {a.error.code for a in answers if a.WhichOneof("result") == "error"} == {INVALID}
