@@ -11,6 +11,9 @@ One record per episode (JSON Lines when we write them)::
      "weight_version": "...", "completion_tokens": 120,
      "timing": {"start": 1.7e9, "duration_s": 3.2, "policy_s": 2.9, "env_s": 0.1}}
 
+`to_proto` / `from_proto` convert a record to the `agentgym.v1.Trajectory` message that carries it to
+the trainer and back (exactly: see trajectory.proto); `store_key` is its identity in the trainer's store.
+
 `read_agenttraj` also loads the original AgentTraj / AgentTraj-L / AgentEval files as published
 (a JSON list, or JSON Lines, of {"item_id", "conversations"} objects; AgentEval items have
 "conversations": null).
@@ -19,12 +22,15 @@ One record per episode (JSON Lines when we write them)::
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from agentgym.v1 import trajectory_pb2 as tpb
 
 # AgentGym's item_id prefixes that differ from our env names.
 ENV_ALIASES = {"lmrlgym_maze": "maze", "lmrlgym_wordle": "wordle", "sqlgym": "bird"}
@@ -46,6 +52,16 @@ def record_id(record: dict[str, Any]) -> str:
     """A record's identity for resuming and de-duplication: item_id, plus the sample when > 0."""
     sample = int(record.get("sample") or 0)
     return record["item_id"] if sample == 0 else f"{record['item_id']}#{sample}"
+
+
+def store_key(record: dict[str, Any]) -> str:
+    """A record's key in the trainer's store: its record id, plus "@<iteration>" when it carries an
+    AgentEvol iteration (each iteration explores the same tasks again, and every pass is kept)."""
+    if not isinstance(record.get("item_id"), str) or not record["item_id"]:
+        raise TrajectoryFormatError(f"record has no item_id: keys {sorted(record)[:10]}")
+    key = record_id(record)
+    iteration = record.get("iteration")
+    return key if iteration is None else f"{key}@{iteration}"
 
 
 def validate(record: Any, where: str) -> dict[str, Any]:
@@ -139,3 +155,137 @@ class JsonlWriter:
             self._f.flush()
             os.fsync(self._f.fileno())
             self._f.close()
+
+
+# --- the wire form: agentgym.v1.Trajectory ----------------------------------------------------------
+# A record field goes into its typed field only when its value has exactly that field's shape (so
+# that decoding gives back the same value and JSON type); anything else travels in extra_json.
+_U32 = 1 << 32
+_U64 = 1 << 64
+_TURN_KEYS = frozenset(("from", "loss", "value"))
+
+
+_NONE = type(None)
+
+
+def _uint(value: Any, bound: int) -> bool:
+    return type(value) is int and 0 <= value < bound
+
+
+# The list checks below run over every token of a trajectory: they use map/set (C loops), not
+# a Python expression per element.
+def _uints(value: Any, bound: int) -> bool:
+    return (
+        type(value) is list
+        and bool(value)
+        and set(map(type, value)) == {int}
+        and min(value) >= 0
+        and max(value) < bound
+    )
+
+
+def _logprobs(value: Any) -> bool:
+    """A non-empty list of floats (not NaN: NaN is the wire's null) and nulls."""
+    if type(value) is not list or not value or not set(map(type, value)) <= {float, _NONE}:
+        return False
+    return not any(map(math.isnan, [v for v in value if v is not None]))
+
+
+def _turn(turn: Any) -> bool:
+    return (
+        type(turn) is dict
+        and turn.keys() == _TURN_KEYS
+        and type(turn["from"]) is str
+        and type(turn["value"]) is str
+        and (turn["loss"] is None or type(turn["loss"]) is bool)
+    )
+
+
+def _typed(msg: tpb.Trajectory, key: str, value: Any) -> bool:
+    """Set the typed field for `key` if `value` fits it exactly; False when it must go to extra_json."""
+    match key:
+        case "item_id" if type(value) is str and value:
+            msg.item_id = value
+        case "env" if type(value) is str:
+            msg.env = value
+        case "task_id" | "sample" if _uint(value, _U64):
+            setattr(msg, key, value)
+        case "iteration" if _uint(value, _U32):
+            msg.iteration = value
+        case "reward" if type(value) is float:
+            msg.reward = value
+        case "success" if type(value) is int and value in (0, 1):
+            msg.success = bool(value)
+        case "conversations" if type(value) is list and value and all(_turn(t) for t in value):
+            msg.conversations.extend(
+                tpb.Turn(role=t["from"], value=t["value"])
+                if t["loss"] is None
+                else tpb.Turn(role=t["from"], value=t["value"], loss=t["loss"])
+                for t in value
+            )
+        case "input_ids" | "loss_mask" if _uints(value, _U32):
+            getattr(msg, key).extend(value)
+        case "logprobs" if _logprobs(value):
+            msg.logprobs.extend([math.nan if v is None else v for v in value])
+        case "weight_version" if type(value) is str:
+            msg.weight_version = value
+        case "weight_version" if type(value) is list and value and all(type(v) is str for v in value):
+            msg.weight_versions.extend(value)
+        case _:
+            return False
+    return True
+
+
+def to_proto(record: dict[str, Any], id: str | None = None) -> tpb.Trajectory:
+    """The message carrying `record` to the trainer; `id` defaults to `store_key(record)`.
+    `from_proto` gives back an equal record (same keys, values and JSON types)."""
+    msg = tpb.Trajectory(id=store_key(record) if id is None else id)
+    extra = {key: value for key, value in record.items() if not _typed(msg, key, value)}
+    if extra:
+        try:
+            msg.extra_json = orjson.dumps(extra).decode()
+        except TypeError as exc:
+            raise TrajectoryFormatError(f"record {msg.id!r} is not JSON-serializable: {exc}") from exc
+    return msg
+
+
+def from_proto(msg: tpb.Trajectory) -> dict[str, Any]:
+    """The record a Trajectory message carries. Raises TrajectoryFormatError when extra_json is not
+    a JSON object or repeats a typed field (the message is then not a valid trajectory)."""
+    record: dict[str, Any] = {}
+    if msg.item_id:
+        record["item_id"] = msg.item_id
+    if msg.conversations:
+        record["conversations"] = [
+            {"from": t.role, "loss": t.loss if t.HasField("loss") else None, "value": t.value}
+            for t in msg.conversations
+        ]
+    if msg.HasField("reward"):
+        record["reward"] = msg.reward
+    if msg.HasField("success"):
+        record["success"] = int(msg.success)
+    for key in ("env", "task_id", "sample", "iteration", "weight_version"):
+        if msg.HasField(key):
+            record[key] = getattr(msg, key)
+    if msg.weight_versions:
+        if "weight_version" in record:
+            raise TrajectoryFormatError("both weight_version and weight_versions are set; set one")
+        record["weight_version"] = list(msg.weight_versions)
+    if msg.input_ids:
+        record["input_ids"] = list(msg.input_ids)
+    if msg.loss_mask:
+        record["loss_mask"] = list(msg.loss_mask)
+    if msg.logprobs:
+        record["logprobs"] = [None if v != v else v for v in msg.logprobs]  # NaN != NaN
+    if msg.extra_json:
+        try:
+            extra = orjson.loads(msg.extra_json)
+        except orjson.JSONDecodeError as exc:
+            raise TrajectoryFormatError(f"extra_json is not valid JSON: {exc}") from exc
+        if type(extra) is not dict:
+            raise TrajectoryFormatError(f"extra_json must be a JSON object, got {type(extra).__name__}")
+        twice = sorted(set(extra) & set(record))
+        if twice:
+            raise TrajectoryFormatError(f"extra_json repeats typed field(s) {twice}; set each field once")
+        record.update(extra)
+    return record

@@ -12,7 +12,7 @@ import sys
 
 from agentgym.client.logs import configure_logging
 
-SUBCOMMANDS = ["serve", "envs", "play", "conformance", "eval", "rollout", "policy"]
+SUBCOMMANDS = ["serve", "envs", "play", "conformance", "eval", "rollout", "policy", "train"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,73 @@
+"""Shared by the trainer tests: realistic trajectory records, and the trainer as a real process."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tests.test_cli import AGENTGYM, free_port
+
+__all__ = ["AGENTGYM", "free_port", "record", "start_trainer", "wait_serving"]
+
+
+def record(i: int, env: str = "maze", tokens: int = 64, **fields: Any) -> dict[str, Any]:
+    """A trajectory as the rollout engine writes it (token-level policy), about `tokens` tokens long."""
+    generated = tokens // 4
+    rec: dict[str, Any] = {
+        "item_id": f"{env}_{i}",
+        "conversations": [
+            {"from": "human", "loss": None, "value": f"You are in a maze. Task {i}."},
+            {"from": "gpt", "loss": False, "value": "OK"},
+            {"from": "human", "loss": None, "value": "You are at 1, 4." * (1 + tokens // 64)},
+            {"from": "gpt", "loss": True, "value": "Thought:\nGo down.\n\nAction:\nmove down"},
+            {"from": "human", "loss": None, "value": "Success! ☺ \t tab and newline\n"},
+        ],
+        "reward": float(i % 3 == 0),
+        "success": int(i % 3 == 0),
+        "env": env,
+        "task_id": i,
+        "seed": i,
+        "sample": 0,
+        "rounds": 1,
+        "finish": "done",
+        "policy": "hf",
+        "input_ids": [(i * 7 + t) % 50_000 for t in range(tokens)],
+        "loss_mask": [0] * (tokens - generated) + [1] * generated,
+        "logprobs": [None] * (tokens - generated) + [-0.5 - t / 1000 for t in range(generated)],
+        "weight_version": "v0",
+        "timing": {"start": 1.7e9 + i, "duration_s": 0.25, "policy_s": 0.2, "env_s": 0.01},
+    }
+    rec.update(fields)
+    return rec
+
+
+def start_trainer(store: Path, port: int, log: Path, *extra: str) -> subprocess.Popen[bytes]:
+    """`agentgym train serve` as a real process, its logs (JSON lines) appended to `log`."""
+    with log.open("ab") as f:
+        return subprocess.Popen(
+            [AGENTGYM, "train", "serve", "--store", str(store), "--port", str(port), "--grace", "1", *extra],
+            stdout=subprocess.DEVNULL,
+            stderr=f,
+        )
+
+
+def wait_serving(port: int, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 60.0) -> None:
+    """Until the trainer's health check answers SERVING."""
+    deadline = time.monotonic() + timeout_s
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, f"trainer exited ({proc.returncode}): {log.read_text()}"
+            try:
+                req = health_pb2.HealthCheckRequest(service="agentgym.v1.TrajectoryService")
+                if stub.Check(req, timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.05)
+    raise TimeoutError(f"trainer on {port} not serving: {log.read_text()}")

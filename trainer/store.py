@@ -1,0 +1,882 @@
+"""The trainer's trajectory store: append-only, checksummed, fsync'd, de-duplicated by key.
+
+    store = TrajectoryStore.open("runs/store")          # creates it, or reopens and checks it
+    duplicate = await store.append(record)               # returns once the record is on disk
+    for record in store.records(env="maze", min_reward=1.0, iteration=2):
+        ...
+    await store.aclose()
+
+A store is a directory::
+
+    STORE                  marker: {"format": "agentgym-trajectory-store", "version": 1, ...}
+    LOCK                   flock'd by the one process that writes the store; holds its pid
+    segment-00000001.log   appended lines, oldest first; only the last segment is ever written
+    segment-00000002.log
+
+Each line is one trajectory::
+
+    <crc32, 8 hex digits> TAB <header JSON> TAB <record JSON> LF
+
+The checksum (zlib's CRC-32) covers everything between the first TAB and the LF. The header holds
+the key and the fields the index needs (env, reward, success, iteration, ...), so that opening a
+store reads headers, not whole records. JSON escapes tabs and newlines inside strings, so neither
+appears inside the two JSON texts. `cut -f3 segment-*.log | jq` shows the records.
+
+Durability: `append` returns (and the server acknowledges) only after the line was written and
+fdatasync'd. Concurrent appends share one write and one fdatasync (group commit), done on a
+writer thread, off the event loop. A crash can leave a torn last line (or garbage, or zeros) at
+the end of the last segment: it holds nothing acknowledged, and is cut when the store is next
+opened for writing. A bad line followed by good ones is corruption, not a torn append: it is
+skipped, counted, and logged with its file and offset (`strict=True` refuses to open instead).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import logging
+import math
+import mmap
+import os
+import re
+import threading
+import time
+import zlib
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from agentgym.client.trajectory import TrajectoryFormatError, split_item_id, store_key
+from agentgym.client.trajectory import validate as check_turns
+
+log = logging.getLogger(__name__)
+
+FORMAT = "agentgym-trajectory-store"
+VERSION = 1
+MARKER = "STORE"
+LOCK = "LOCK"
+_SEGMENT = re.compile(r"^segment-(\d{8})\.log$")
+# A filter value for `iteration`: the records that carry no iteration.
+NO_ITERATION = -1
+
+
+class StoreError(Exception):
+    """The store cannot be opened or used as asked; the message says why and what to do."""
+
+
+class NotAStore(StoreError):
+    pass
+
+
+class StoreLocked(StoreError):
+    pass
+
+
+class StoreCorrupt(StoreError):
+    pass
+
+
+class StoreFailed(StoreError):
+    """A write or fsync failed: the store refuses further writes until it is reopened (reopening
+    cuts whatever the failed write left at the tail)."""
+
+
+class RecordRejected(StoreError, ValueError):
+    """The record cannot be stored as a trajectory (the message says which field is wrong)."""
+
+
+def segment_name(number: int) -> str:
+    return f"segment-{number:08d}.log"
+
+
+@dataclass(slots=True)
+class Entry:
+    """What the in-memory index knows of one stored trajectory."""
+
+    id: str
+    item_id: str
+    sample: int
+    env: str
+    reward: float | None
+    success: bool | None
+    iteration: int | None
+    stored_at: float
+    segment: int = 0
+    offset: int = 0
+    length: int = 0  # of the line, newline included
+
+    @property
+    def record_id(self) -> str:
+        return self.item_id if self.sample == 0 else f"{self.item_id}#{self.sample}"
+
+    def header(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "item_id": self.item_id,
+            "sample": self.sample,
+            "env": self.env,
+            "reward": self.reward,
+            "success": self.success,
+            "iteration": self.iteration,
+            "t": self.stored_at,
+        }
+
+    @classmethod
+    def from_header(cls, h: dict[str, Any], segment: int, offset: int, length: int) -> Entry:
+        return cls(h["id"], h["item_id"], h["sample"], h["env"], h["reward"], h["success"], h["iteration"],
+                   h["t"], segment, offset, length)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Query:
+    """Which trajectories to select; every condition that is set must hold, none set selects all."""
+
+    envs: frozenset[str] = frozenset()
+    min_reward: float | None = None  # inclusive; a trajectory without a reward matches no bound
+    max_reward: float | None = None
+    success: bool | None = None
+    iteration: int | None = None  # NO_ITERATION: those that carry none
+    ids: frozenset[str] | None = None  # store keys
+
+    @classmethod
+    def of(
+        cls,
+        env: str | Iterable[str] | None = None,
+        min_reward: float | None = None,
+        max_reward: float | None = None,
+        success: bool | None = None,
+        iteration: int | None = None,
+        ids: Iterable[str] | None = None,
+    ) -> Query:
+        envs = frozenset([env] if isinstance(env, str) else env or ())
+        return cls(envs, min_reward, max_reward, success, iteration, None if ids is None else frozenset(ids))
+
+    def matches(self, e: Entry) -> bool:
+        if self.envs and e.env not in self.envs:
+            return False
+        if self.min_reward is not None and (e.reward is None or e.reward < self.min_reward):
+            return False
+        if self.max_reward is not None and (e.reward is None or e.reward > self.max_reward):
+            return False
+        if self.success is not None and e.success is not self.success:
+            return False
+        if self.iteration is not None:
+            wanted = None if self.iteration == NO_ITERATION else self.iteration
+            if e.iteration != wanted:
+                return False
+        return self.ids is None or e.id in self.ids
+
+
+@dataclass
+class Counts:
+    trajectories: int = 0
+    successes: int = 0
+    rewarded: int = 0
+    reward_sum: float = 0.0
+
+    def add(self, e: Entry) -> None:
+        self.trajectories += 1
+        self.successes += bool(e.success)
+        if e.reward is not None:
+            self.rewarded += 1
+            self.reward_sum += e.reward
+
+    @property
+    def mean_reward(self) -> float:
+        return self.reward_sum / self.rewarded if self.rewarded else 0.0
+
+
+@dataclass
+class SegmentInfo:
+    name: str
+    bytes: int
+    trajectories: int
+
+
+@dataclass
+class StoreStats:
+    path: str
+    trajectories: int
+    successes: int
+    per_env: dict[str, Counts]
+    per_iteration: dict[int | None, Counts]
+    segments: list[SegmentInfo]
+    bytes: int
+    duplicates: int  # appends answered "already stored" since the store was opened
+    corrupt_lines: int  # damaged lines skipped when it was opened
+    torn_bytes: int  # bytes of a torn tail cut (or, read-only, ignored) when it was opened
+
+
+# --- validation --------------------------------------------------------------------------------------
+def check_record(record: Any, key: str) -> None:
+    """Raise RecordRejected unless `record` is a storable trajectory."""
+    where = f"trajectory {key!r}"
+    if type(record) is not dict:
+        raise RecordRejected(f"{where}: expected an object, got {type(record).__name__}")
+    if "item_id" not in record:
+        raise RecordRejected(f"{where} has no item_id (AgentTraj's <env>_<task index>, e.g. maze_3)")
+    if type(record["item_id"]) is not str or not record["item_id"]:
+        raise RecordRejected(f"{where}: item_id must be a non-empty string, got {record['item_id']!r}")
+    if not record.get("conversations"):
+        raise RecordRejected(f"{where}: no conversation (a trajectory needs a non-empty conversations list)")
+    reward = record.get("reward")
+    if reward is not None and (
+        type(reward) not in (int, float) or not math.isfinite(reward)  # bool is not a reward
+    ):
+        raise RecordRejected(f"{where}: reward must be a finite number, got {reward!r}")
+    ids, mask, logprobs = record.get("input_ids"), record.get("loss_mask"), record.get("logprobs")
+    if mask is not None and ids is None:
+        raise RecordRejected(f"{where}: loss_mask without input_ids")
+    if ids is not None:
+        if type(ids) is not list or type(mask) is not list:
+            raise RecordRejected(f"{where}: input_ids and loss_mask must be lists")
+        if len(ids) != len(mask):
+            raise RecordRejected(
+                f"{where}: input_ids has {len(ids)} tokens but loss_mask has {len(mask)}; they must match"
+            )
+        # Over every token: C loops (map, set, min), not a Python expression per element.
+        if mask and (set(map(type, mask)) != {int} or not set(mask) <= {0, 1}):
+            raise RecordRejected(f"{where}: loss_mask values must be 0 or 1")
+        if ids and (set(map(type, ids)) != {int} or min(ids) < 0):
+            raise RecordRejected(f"{where}: input_ids must be non-negative integers")
+    if logprobs is not None:
+        if type(logprobs) is not list or ids is None or len(logprobs) != len(ids):
+            have = "no" if ids is None else len(ids)
+            raise RecordRejected(
+                f"{where}: logprobs must be a list with one entry per input id ({have} input ids, "
+                f"{len(logprobs) if type(logprobs) is list else type(logprobs).__name__} logprobs)"
+            )
+        numbers = [v for v in logprobs if v is not None]
+        if not set(map(type, numbers)) <= {int, float} or not all(map(math.isfinite, numbers)):
+            i, v = next(
+                (i, v)
+                for i, v in enumerate(logprobs)
+                if v is not None and (type(v) not in (int, float) or not math.isfinite(v))
+            )
+            raise RecordRejected(
+                f"{where}: logprobs[{i}] is {v!r}; use null for tokens not generated and finite "
+                "numbers otherwise (JSON cannot hold infinities)"
+            )
+    try:
+        check_turns(record, where)  # the conversation's turns
+    except TrajectoryFormatError as exc:
+        raise RecordRejected(str(exc)) from None
+
+
+def _entry_for(key: str, record: dict[str, Any]) -> Entry:
+    env = record.get("env")
+    if type(env) is not str:
+        try:
+            env = split_item_id(record["item_id"])[0]
+        except TrajectoryFormatError:
+            env = ""
+    sample = record.get("sample")
+    reward = record.get("reward")
+    success = record.get("success")
+    iteration = record.get("iteration")
+    return Entry(
+        id=key,
+        item_id=record["item_id"],
+        sample=sample if type(sample) is int else 0,
+        env=env,
+        reward=float(reward) if type(reward) in (int, float) else None,
+        success=bool(success) if type(success) in (int, bool) else None,
+        iteration=iteration if type(iteration) is int else None,
+        stored_at=round(time.time(), 6),
+    )
+
+
+def _encode(entry: Entry, record: dict[str, Any]) -> bytes:
+    try:
+        body = orjson.dumps(entry.header()) + b"\t" + orjson.dumps(record)
+    except TypeError as exc:
+        raise RecordRejected(f"trajectory {entry.id!r} is not JSON-serializable: {exc}") from None
+    return b"%08x\t%b\n" % (zlib.crc32(body), body)
+
+
+class _BadLine(Exception):
+    pass
+
+
+def _decode(line: bytes | memoryview) -> tuple[dict[str, Any], bytes]:
+    """(header, record JSON bytes) of one line without its newline; raises _BadLine."""
+    raw = bytes(line)
+    if len(raw) < 10 or raw[8:9] != b"\t":
+        raise _BadLine("no checksum")
+    try:
+        crc = int(raw[:8], 16)
+    except ValueError:
+        raise _BadLine("no checksum") from None
+    body = raw[9:]
+    if zlib.crc32(body) != crc:
+        raise _BadLine("checksum mismatch")
+    head, tab, rec = body.partition(b"\t")
+    try:
+        header = orjson.loads(head)
+        Entry.from_header(header, 0, 0, 0)
+    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        raise _BadLine(f"bad header: {exc}") from None
+    if not tab:
+        raise _BadLine("no record")
+    return header, rec
+
+
+@dataclass
+class _ScanResult:
+    entries: list[Entry] = field(default_factory=list)
+    good_end: int = 0  # end of the last good line
+    bad: list[tuple[int, str]] = field(default_factory=list)  # (offset, reason), before good_end
+    tail_reason: str = ""  # why the bytes after good_end are bad ("" when there are none)
+
+
+def _scan(path: Path, number: int) -> _ScanResult:
+    result = _ScanResult()
+    size = path.stat().st_size
+    if size == 0:
+        return result
+    with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        pos = 0
+        pending: list[tuple[int, str]] = []  # bad lines not yet known to be followed by a good one
+        while pos < size:
+            nl = mm.find(b"\n", pos)
+            if nl < 0:
+                pending.append((pos, "incomplete last line"))
+                break
+            try:
+                header, _ = _decode(mm[pos:nl])
+            except _BadLine as exc:
+                pending.append((pos, str(exc)))
+            else:
+                result.bad += pending
+                pending = []
+                result.entries.append(Entry.from_header(header, number, pos, nl + 1 - pos))
+                result.good_end = nl + 1
+            pos = nl + 1
+        if pending:
+            result.tail_reason = pending[0][1]
+    return result
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_sync_data = getattr(os, "fdatasync", os.fsync)
+
+
+class TrajectoryStore:
+    """An open store. Writing needs the store's lock (one writer process); `readonly=True` opens a
+    snapshot for reading without it, e.g. while a trainer writes. See the module docstring."""
+
+    def __init__(
+        self,
+        path: Path,
+        readonly: bool,
+        segment_bytes: int,
+        fsync: bool,
+        max_batch: int,
+        max_batch_bytes: int,
+    ) -> None:
+        self.path = path
+        self.readonly = readonly
+        self.segment_bytes = segment_bytes
+        self.fsync = fsync
+        self.max_batch = max_batch
+        self.max_batch_bytes = max_batch_bytes
+        self._index: dict[str, Entry] = {}
+        self._lock = threading.Lock()  # the index and the read fds, shared with reader threads
+        self._wlock = threading.Lock()  # the active segment
+        self._lock_fd: int | None = None
+        self._read_fds: dict[int, int] = {}
+        self._seg_sizes: dict[int, int] = {}
+        self._seg_counts: Counter[int] = Counter()
+        self._active = 0
+        self._active_fd: int | None = None
+        self._failed: StoreFailed | None = None
+        self.per_env: dict[str, Counts] = {}
+        self.per_iteration: dict[int | None, Counts] = {}
+        self.total = Counts()
+        self.duplicates = 0
+        self.corrupt_lines = 0
+        self.torn_bytes = 0
+        # Group commit: appends queue here; one task writes them in batches on the writer thread.
+        self._queue: list[tuple[Entry, bytes, asyncio.Future[None]]] = []
+        self._pending: dict[str, asyncio.Future[None]] = {}
+        self._wake: asyncio.Event | None = None
+        self._committer: asyncio.Task[None] | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._closed = False
+
+    # --- opening ----------------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        *,
+        readonly: bool = False,
+        create: bool = True,
+        strict: bool = False,
+        segment_bytes: int = 256 << 20,
+        fsync: bool = True,
+        max_batch: int = 4096,
+        max_batch_bytes: int = 64 << 20,
+    ) -> TrajectoryStore:
+        """Open (or create, unless `create=False` or `readonly`) the store at `path`.
+
+        `segment_bytes`: a segment that reached this size is sealed and a new one started.
+        `fsync=False` skips fdatasync (benchmarks only: acknowledged records may then be lost).
+        `max_batch`/`max_batch_bytes` bound one group commit; `max_batch=1` gives one write and
+        one fdatasync per record. `strict=True` refuses to open a store with corrupt lines."""
+        store = cls(Path(path), readonly, segment_bytes, fsync, max_batch, max_batch_bytes)
+        try:
+            store._open(create and not readonly, strict)
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def _open(self, create: bool, strict: bool) -> None:
+        path = self.path
+        if path.exists() and not path.is_dir():
+            raise NotAStore(f"{path} is a file, not a trajectory store directory")
+        if not path.exists():
+            if not create:
+                raise NotAStore(f"{path} does not exist" + (" (read-only open)" if self.readonly else ""))
+            path.mkdir(parents=True)
+        marker = path / MARKER
+        if not marker.exists():  # checked before locking: a directory that is not a store is left alone
+            others = sorted(p.name for p in path.iterdir() if p.name != LOCK)
+            if others:
+                raise NotAStore(
+                    f"{path} is not a trajectory store (no {MARKER} file) but holds {len(others)} "
+                    f"file(s), e.g. {others[:3]}; give an empty or new directory"
+                )
+        if not self.readonly:
+            self._take_lock()
+        if not marker.exists():
+            if not create:
+                raise NotAStore(f"{path} is empty: not a trajectory store yet")
+            self._write_marker()
+        else:
+            try:
+                meta = orjson.loads(marker.read_bytes())
+            except orjson.JSONDecodeError as exc:
+                raise NotAStore(f"{marker} is not a store marker: {exc}") from None
+            if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+                raise NotAStore(f"{marker} does not name the {FORMAT!r} format: {meta!r}")
+            if meta.get("version") != VERSION:
+                raise NotAStore(
+                    f"{path} is a version {meta.get('version')} store; this code reads version {VERSION}"
+                )
+        numbers = sorted(int(m[1]) for p in path.iterdir() if (m := _SEGMENT.match(p.name)))
+        t0 = time.perf_counter()
+        for i, number in enumerate(numbers):
+            self._load_segment(number, last=i == len(numbers) - 1, strict=strict)
+        if not self.readonly:
+            if not numbers:
+                self._new_segment(1)
+            else:
+                self._active = numbers[-1]
+                self._active_fd = os.open(path / segment_name(self._active), os.O_WRONLY | os.O_APPEND)
+        elif numbers:
+            self._active = numbers[-1]
+        log.log(
+            logging.DEBUG if self.readonly else logging.INFO,
+            "trajectory store opened",
+            extra={
+                "path": str(path),
+                "readonly": self.readonly,
+                "trajectories": len(self._index),
+                "segments": len(numbers) or 1,
+                "corrupt_lines": self.corrupt_lines,
+                "torn_bytes": self.torn_bytes,
+                "seconds": round(time.perf_counter() - t0, 3),
+            },
+        )
+
+    def _take_lock(self) -> None:
+        fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise StoreLocked(
+                    f"{self.path} is locked by another process (pid {holder}): only one trainer may write "
+                    "a store; stop it, use another directory, or open this one read-only"
+                ) from None
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_fd = fd
+
+    def _write_marker(self) -> None:
+        meta = {
+            "format": FORMAT,
+            "version": VERSION,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        tmp = self.path / f"{MARKER}.tmp"
+        with tmp.open("wb") as f:
+            f.write(orjson.dumps(meta) + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(self.path / MARKER)
+        _fsync_dir(self.path)
+
+    def _load_segment(self, number: int, last: bool, strict: bool) -> None:
+        seg = self.path / segment_name(number)
+        scan = _scan(seg, number)
+        for offset, reason in scan.bad:
+            log.error(
+                "corrupt line in trajectory store: skipped",
+                extra={"segment": str(seg), "offset": offset, "reason": reason},
+            )
+        self.corrupt_lines += len(scan.bad)
+        size = seg.stat().st_size
+        if scan.tail_reason:
+            if not last:  # only the last segment is appended to: damage elsewhere is corruption
+                self.corrupt_lines += 1
+                log.error(
+                    "corrupt end of a sealed segment: skipped",
+                    extra={"segment": str(seg), "offset": scan.good_end, "reason": scan.tail_reason},
+                )
+            else:
+                self.torn_bytes += size - scan.good_end
+                if self.readonly:
+                    log.info(
+                        "incomplete tail ignored (a writer may be appending)",
+                        extra={"segment": str(seg), "offset": scan.good_end, "bytes": size - scan.good_end},
+                    )
+                else:
+                    log.warning(
+                        "torn tail cut: an append cut short by a crash (never acknowledged)",
+                        extra={"segment": str(seg), "offset": scan.good_end,
+                               "bytes": size - scan.good_end, "reason": scan.tail_reason},
+                    )  # fmt: skip
+                    with seg.open("rb+") as f:
+                        f.truncate(scan.good_end)
+                        os.fsync(f.fileno())
+                    size = scan.good_end
+        if strict and self.corrupt_lines:
+            raise StoreCorrupt(f"{seg}: {self.corrupt_lines} corrupt line(s); see the log for offsets")
+        self._seg_sizes[number] = size
+        dups = 0
+        for e in scan.entries:
+            if e.id in self._index:
+                dups += 1  # kept: the first copy
+                continue
+            self._insert(e)
+        if dups:
+            log.warning(
+                "duplicate keys in segment: first copies kept", extra={"segment": str(seg), "lines": dups}
+            )
+
+    def _new_segment(self, number: int) -> None:
+        fd = os.open(
+            self.path / segment_name(number), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644
+        )
+        _fsync_dir(self.path)  # the new file's name must survive a crash too
+        if self._active_fd is not None:
+            os.close(self._active_fd)
+        self._active, self._active_fd = number, fd
+        self._seg_sizes[number] = 0
+
+    def _insert(self, e: Entry) -> None:
+        self._index[e.id] = e
+        self._seg_counts[e.segment] += 1
+        self.total.add(e)
+        self.per_env.setdefault(e.env, Counts()).add(e)
+        self.per_iteration.setdefault(e.iteration, Counts()).add(e)
+
+    # --- reading ------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._index
+
+    def entry(self, key: str) -> Entry | None:
+        return self._index.get(key)
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        e = self._index.get(key)
+        return None if e is None else self._read(e)
+
+    def select(self, query: Query | None = None, **conditions: Any) -> list[Entry]:
+        """Index entries matching `query` (or Query.of(**conditions)), in storage order."""
+        q = query or Query.of(**conditions)
+        with self._lock:
+            entries = list(self._index.values())
+        return [e for e in entries if q.matches(e)]
+
+    def records(self, query: Query | None = None, **conditions: Any) -> Iterator[dict[str, Any]]:
+        """Full records matching the query, in storage order, read lazily (for training). Records
+        appended while iterating are not included. Raises StoreCorrupt if a line went bad on disk."""
+        for e in self.select(query, **conditions):
+            yield self._read(e)
+
+    def _read(self, e: Entry) -> dict[str, Any]:
+        with self._lock:
+            fd = self._read_fds.get(e.segment)
+            if fd is None:
+                fd = self._read_fds[e.segment] = os.open(self.path / segment_name(e.segment), os.O_RDONLY)
+        line = os.pread(fd, e.length, e.offset)
+        try:
+            if not line.endswith(b"\n"):
+                raise _BadLine("short read")
+            _, rec = _decode(line[:-1])
+            return orjson.loads(rec)  # type: ignore[no-any-return]
+        except (_BadLine, orjson.JSONDecodeError) as exc:
+            raise StoreCorrupt(
+                f"{segment_name(e.segment)} offset {e.offset}: trajectory {e.id!r} is damaged on disk ({exc})"
+            ) from None
+
+    def stats(self) -> StoreStats:
+        with self._lock:
+            segments = [
+                SegmentInfo(segment_name(n), size, self._seg_counts[n])
+                for n, size in sorted(self._seg_sizes.items())
+            ]
+            return StoreStats(
+                path=str(self.path),
+                trajectories=len(self._index),
+                successes=self.total.successes,
+                per_env={k: Counts(**vars(v)) for k, v in sorted(self.per_env.items())},
+                per_iteration={
+                    k: Counts(**vars(v))
+                    for k, v in sorted(
+                        self.per_iteration.items(), key=lambda kv: -1 if kv[0] is None else kv[0]
+                    )
+                },
+                segments=segments,
+                bytes=sum(s.bytes for s in segments),
+                duplicates=self.duplicates,
+                corrupt_lines=self.corrupt_lines,
+                torn_bytes=self.torn_bytes,
+            )
+
+    # --- writing ------------------------------------------------------------------------------------
+    def _writable(self) -> None:
+        if self.readonly:
+            raise StoreError(f"{self.path} is open read-only")
+        if self._closed:
+            raise StoreError(f"{self.path} is closed")
+        if self._failed is not None:
+            raise self._failed
+
+    def _write(self, lines: Sequence[bytes]) -> tuple[int, int]:
+        """Append `lines` to the active segment with one write and one fdatasync; returns (segment,
+        offset of the first line). Runs on the writer thread (or the caller's, for `add`)."""
+        with self._wlock:
+            if self._failed is not None:
+                raise self._failed
+            if self._seg_sizes[self._active] >= self.segment_bytes:
+                self._rotate()
+            assert self._active_fd is not None
+            data = memoryview(b"".join(lines))
+            start = self._seg_sizes[self._active]
+            try:
+                while data:
+                    data = data[os.write(self._active_fd, data) :]
+                if self.fsync:
+                    _sync_data(self._active_fd)
+            except OSError as exc:
+                # After a failed fsync the kernel's view of the file can no longer be trusted:
+                # refuse writes until a reopen rescans (and cuts) the tail.
+                self._failed = StoreFailed(
+                    f"writing {segment_name(self._active)} in {self.path} failed ({exc}); the store refuses "
+                    "writes until the trainer is restarted"
+                )
+                log.error("trajectory store write failed", extra={"path": str(self.path), "error": str(exc)})
+                raise self._failed from exc
+            self._seg_sizes[self._active] = start + sum(len(line) for line in lines)
+            return self._active, start
+
+    def _rotate(self) -> None:
+        assert self._active_fd is not None
+        sealed = self._active
+        os.fsync(self._active_fd)
+        self._new_segment(sealed + 1)
+        log.info("segment sealed", extra={"segment": segment_name(sealed), "bytes": self._seg_sizes[sealed]})
+
+    def _commit(self, entries: Sequence[Entry], lines: Sequence[bytes]) -> None:
+        number, offset = self._write(lines)
+        with self._lock:
+            for e, line in zip(entries, lines, strict=True):
+                e.segment, e.offset, e.length = number, offset, len(line)
+                offset += len(line)
+                self._insert(e)
+
+    def add(self, records: Iterable[dict[str, Any]]) -> list[bool]:
+        """Store records now (one write and one fdatasync for all); for each, True when it was a
+        duplicate. Synchronous: for tools and tests, not alongside `append` from another thread."""
+        self._writable()
+        if self._pending:
+            raise StoreError("add() while async appends are in flight: use append()")
+        entries, lines, dup = [], [], []
+        seen: set[str] = set()
+        for record in records:
+            key = store_key(record)
+            check_record(record, key)
+            if key in self._index or key in seen:
+                self.duplicates += 1
+                dup.append(True)
+                continue
+            seen.add(key)
+            e = _entry_for(key, record)
+            entries.append(e)
+            lines.append(_encode(e, record))
+            dup.append(False)
+        if lines:
+            self._commit(entries, lines)
+        return dup
+
+    async def append(self, record: dict[str, Any], key: str | None = None, *, validate: bool = True) -> bool:
+        """Store `record` under `key` (default `store_key(record)`); returns once it is on disk:
+        False when written, True when the key was already stored (nothing written). Concurrent
+        appends share writes and fsyncs. Raises RecordRejected for a record that is not a
+        trajectory (unless `validate=False`: the caller ran `check_record`), StoreFailed after a
+        disk error."""
+        self._writable()
+        key = store_key(record) if key is None else key
+        if key in self._index:
+            self.duplicates += 1
+            return True
+        pending = self._pending.get(key)
+        if pending is not None:  # the same key earlier in this batch or the one being written
+            await asyncio.shield(pending)
+            self.duplicates += 1
+            return True
+        if validate:
+            check_record(record, key)
+        e = _entry_for(key, record)
+        line = _encode(e, record)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending[key] = future
+        self._queue.append((e, line, future))
+        self._start_committer().set()
+        await asyncio.shield(future)  # a cancelled caller does not cancel the write
+        return False
+
+    def _start_committer(self) -> asyncio.Event:
+        if self._wake is None:
+            self._wake = asyncio.Event()
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="store-writer")
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.get_running_loop().create_task(self._commit_loop(), name="store-commit")
+        return self._wake
+
+    async def _commit_loop(self) -> None:
+        assert self._wake is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                n, size = 0, 0
+                while n < min(len(self._queue), self.max_batch) and (n == 0 or size < self.max_batch_bytes):
+                    size += len(self._queue[n][1])
+                    n += 1
+                batch, self._queue = self._queue[:n], self._queue[n:]
+                entries = [e for e, _, _ in batch]
+                try:
+                    await loop.run_in_executor(
+                        self._executor, self._commit, entries, [line for _, line, _ in batch]
+                    )
+                except BaseException as exc:
+                    failure = (
+                        exc if isinstance(exc, StoreError) else StoreFailed(f"store write failed: {exc!r}")
+                    )
+                    for e, _, fut in batch:
+                        self._pending.pop(e.id, None)
+                        if not fut.done():
+                            fut.set_exception(failure)
+                    if isinstance(exc, asyncio.CancelledError):
+                        raise
+                    continue
+                for e, _, fut in batch:
+                    self._pending.pop(e.id, None)
+                    if not fut.done():
+                        fut.set_result(None)
+            if self._closed:
+                return
+
+    async def flush(self) -> None:
+        """Wait until every append queued so far is on disk (or failed)."""
+        waiting = [f for _, _, f in self._queue] + list(self._pending.values())
+        if waiting:
+            await asyncio.gather(*(asyncio.shield(f) for f in waiting), return_exceptions=True)
+
+    async def aclose(self) -> None:
+        """Finish queued appends, then close."""
+        await self.flush()
+        self._closed = True
+        if self._committer is not None and self._wake is not None:
+            self._wake.set()
+            with contextlib.suppress(asyncio.CancelledError, StoreError):
+                await self._committer
+        self.close()
+
+    def close(self) -> None:
+        """Release files and the lock. Appends still queued fail (use `aclose` to finish them)."""
+        self._closed = True
+        if self._committer is not None and not self._committer.done():
+            self._committer.cancel()
+        for _, _, fut in self._queue:
+            if not fut.done():
+                fut.set_exception(StoreError(f"{self.path} was closed before this append was written"))
+        self._queue.clear()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        with self._lock:
+            for fd in self._read_fds.values():
+                os.close(fd)
+            self._read_fds.clear()
+        if self._active_fd is not None:
+            if self.fsync and self._failed is None:
+                with contextlib.suppress(OSError):
+                    os.fsync(self._active_fd)
+            os.close(self._active_fd)
+            self._active_fd = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the flock
+            self._lock_fd = None
+
+    def __enter__(self) -> TrajectoryStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> TrajectoryStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def scan_lines(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every good line of every segment, duplicates included, as (key, record): for audits and
+    tests that check what is physically on disk."""
+    path = Path(path)
+    numbers = sorted(int(m[1]) for p in path.iterdir() if (m := _SEGMENT.match(p.name)))
+    for number in numbers:
+        seg = path / segment_name(number)
+        data = seg.read_bytes()
+        for e in _scan(seg, number).entries:
+            _, rec = _decode(data[e.offset : e.offset + e.length - 1])
+            yield e.id, orjson.loads(rec)
