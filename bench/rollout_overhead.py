@@ -57,7 +57,8 @@ async def measure(address: str, policy: Policy, episodes: int, rounds: int, out:
         cfg = RolloutConfig(
             concurrency=episodes, max_rounds={"maze": rounds}, progress=False, episode_timeout_s=None
         )
-        specs = expand({"maze": list(range(2025))}, samples=-(-episodes // 2025))[:episodes]
+        n = (await client.env_info("maze")).task_count
+        specs = expand({"maze": list(range(n))}, samples=-(-episodes // n))[:episodes]
         # Warm up (imports, first-use caches) before measuring.
         await Rollout(client, policy, RolloutConfig(progress=False), []).run(
             expand({"maze": [0]}, samples=2, seed=99)

@@ -1,9 +1,11 @@
 """Maze (LMRL-Gym style): walk to the goal with `move up|down|left|right`.
 
-Task ids 0-24 are the original benchmark's: LMRL-Gym's 10x13 "double T" maze, goal at (8, 6),
-one task per valid start position, in the original's order. Task ids 25 and up are generated
-mazes (a recursive-backtracker maze with a few extra openings, seeded by the task id), each with
-a goal and a start at most 12 moves apart, so every task is solvable within the 15-round limit.
+Every task is on LMRL-Gym's 10x13 "double T" maze, as in the original benchmark. Task ids 0-24 are
+the original's: goal at (8, 6), one task per valid start position, in the original's order. Task
+ids 25 and up are the maze's other (start, goal) pairs at most 12 moves apart (the original's
+longest path), so every task is solvable within the 15-round limit: 531 more tasks, in a fixed
+shuffled order; the first 425 are the train split, the last 106 are held out for testing. Agents
+see positions, not the map, so one shared layout is what makes the task learnable, as in LMRL-Gym.
 
 Observations are the original's fully observed form: the goal's and the agent's coordinates
 (row, column; moving down adds 1 to the row, right adds 1 to the column) and the adjacent walls.
@@ -67,18 +69,13 @@ _DOUBLE_T_STARTS: tuple[Pos, ...] = (
 )
 
 ORIGINAL_TASKS = len(_DOUBLE_T_STARTS)
-GENERATED_TASKS = 2000
-MAX_START_DISTANCE = 12
+MAX_DISTANCE = 12  # the original's longest start: (1, 1) to (8, 6)
+HELD_OUT = 106
 
 MOVES: dict[str, Pos] = {"move up": (-1, 0), "move down": (1, 0), "move left": (0, -1), "move right": (0, 1)}
 ACTIONS = list(MOVES)
 # Order in which walls are named, as in the original's descriptions.
-_WALL_WORDS = (
-    ("to your right", (0, 1)),
-    ("to your left", (0, -1)),
-    ("above you", (-1, 0)),
-    ("below you", (1, 0)),
-)
+_WALL_WORDS = (("to your right", (0, 1)), ("to your left", (0, -1)), ("above you", (-1, 0)), ("below you", (1, 0)))
 
 INSTRUCTION = """\
 You are solving a maze. Reach the goal in as few moves as possible.
@@ -103,50 +100,24 @@ your move"""
 
 
 @cache
+def _other_pairs() -> tuple[tuple[Pos, Pos], ...]:
+    """(start, goal) pairs beyond the original 25, within MAX_DISTANCE, in a fixed shuffled order."""
+    cells = sorted((r, c) for r, row in enumerate(_DOUBLE_T) for c, v in enumerate(row) if v == ".")
+    original = {(start, _DOUBLE_T_GOAL) for start in _DOUBLE_T_STARTS}
+    pairs = []
+    for goal in cells:
+        dist = _distances(_DOUBLE_T, goal)
+        pairs += [(s, goal) for s in cells if s != goal and dist[s] <= MAX_DISTANCE and (s, goal) not in original]
+    random.Random("agentgym-maze-pairs").shuffle(pairs)
+    return tuple(pairs)
+
+
 def task(task_id: int) -> tuple[Grid, Pos, Pos]:
     """(grid, goal, start) of a task id."""
     if task_id < ORIGINAL_TASKS:
         return _DOUBLE_T, _DOUBLE_T_GOAL, _DOUBLE_T_STARTS[task_id]
-    rng = random.Random(f"agentgym-maze-{task_id}")
-    rows, cols = rng.choice((7, 9, 11)), rng.choice((9, 11, 13))
-    grid = _generate(rows, cols, rng)
-    open_cells = sorted((r, c) for r in range(rows) for c in range(cols) if grid[r][c] == ".")
-    while True:
-        goal = rng.choice(open_cells)
-        dist = _distances(grid, goal)
-        starts = sorted(p for p, d in dist.items() if 3 <= d <= MAX_START_DISTANCE)
-        if starts:
-            return grid, goal, rng.choice(starts)
-
-
-def _generate(rows: int, cols: int, rng: random.Random) -> Grid:
-    """Recursive-backtracker maze on odd cells, plus a few knocked-out walls for loops."""
-    cells = [["#"] * cols for _ in range(rows)]
-    stack = [(1, 1)]
-    cells[1][1] = "."
-    while stack:
-        r, c = stack[-1]
-        nexts = [
-            (r + dr, c + dc, dr, dc)
-            for dr, dc in ((-2, 0), (2, 0), (0, -2), (0, 2))
-            if 0 < r + dr < rows - 1 and 0 < c + dc < cols - 1 and cells[r + dr][c + dc] == "#"
-        ]
-        if not nexts:
-            stack.pop()
-            continue
-        nr, nc, dr, dc = rng.choice(nexts)
-        cells[r + dr // 2][c + dc // 2] = "."
-        cells[nr][nc] = "."
-        stack.append((nr, nc))
-    inner_walls = [
-        (r, c)
-        for r in range(1, rows - 1)
-        for c in range(1, cols - 1)
-        if cells[r][c] == "#" and (r % 2) != (c % 2)
-    ]
-    for r, c in rng.sample(inner_walls, len(inner_walls) // 8):
-        cells[r][c] = "."
-    return tuple("".join(row) for row in cells)
+    start, goal = _other_pairs()[task_id - ORIGINAL_TASKS]
+    return _DOUBLE_T, goal, start
 
 
 def _distances(grid: Grid, goal: Pos) -> dict[Pos, int]:
@@ -180,18 +151,16 @@ def _walls(grid: Grid, pos: Pos) -> str:
 @register
 class Maze(Env):
     name = "maze"
-    description = "Walk to the goal of a maze (LMRL-Gym); tasks 0-24 are the original double-T maze."
+    description = "Walk to the goal of LMRL-Gym's double-T maze; tasks 0-24 are the original benchmark's."
     instruction = INSTRUCTION
     action_format = "move up | move down | move left | move right"
     max_rounds = 15
-    task_count = ORIGINAL_TASKS + GENERATED_TASKS
+    task_count = ORIGINAL_TASKS + len(_other_pairs())
     splits = {
-        "train": [range(ORIGINAL_TASKS, ORIGINAL_TASKS + GENERATED_TASKS - 200)],
-        "test": [
-            range(0, ORIGINAL_TASKS),
-            range(ORIGINAL_TASKS + GENERATED_TASKS - 200, ORIGINAL_TASKS + GENERATED_TASKS),
-        ],
+        "train": [range(ORIGINAL_TASKS, task_count - HELD_OUT)],
+        "test": [range(0, ORIGINAL_TASKS), range(task_count - HELD_OUT, task_count)],
         "original": [range(0, ORIGINAL_TASKS)],
+        "held_out": [range(task_count - HELD_OUT, task_count)],
     }
     execution = "inline"
 

@@ -53,10 +53,10 @@ def load_records(
         if not path.exists():
             raise DataError(f"training data {source} does not exist")
         if path.is_dir() and (path / "STORE").exists():
-            from agentgym.trainer.store import TrajectoryStore
+            from agentgym.trainer.store import Query, TrajectoryStore
 
-            with TrajectoryStore.open_readonly(path) as store:
-                yield from store.records(envs=envs, min_reward=min_reward, iteration=iteration)
+            with TrajectoryStore.open(path, readonly=True) as store:
+                yield from store.records(Query.of(env=envs, min_reward=min_reward, iteration=iteration))
             continue
         files = (
             sorted(p for p in path.rglob("*") if p.suffix in (".json", ".jsonl")) if path.is_dir() else [path]

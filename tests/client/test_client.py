@@ -17,7 +17,7 @@ async def test_thousands_of_concurrent_episodes_on_one_channel(start_server: Sta
     srv = await start_server(envs=["maze"])
     async with EnvClient(f"127.0.0.1:{srv.port}") as client:
         assert len(client.servers[0].channels) == 1
-        episodes = await asyncio.gather(*(client.open_episode("maze", i % 2025) for i in range(2000)))
+        episodes = await asyncio.gather(*(client.open_episode("maze", i % 556) for i in range(2000)))
         assert srv.service.capacity.live == 2000
 
         async def play(ep) -> bool:  # type: ignore[no-untyped-def]
@@ -71,9 +71,9 @@ async def test_full_single_server_raises_resource_exhausted(start_server: StartS
 
 async def test_env_info_and_splits(client: EnvClient) -> None:
     info = await client.env_info("maze")
-    assert info.max_rounds == 15 and info.has_expert and info.task_count == 2025
+    assert info.max_rounds == 15 and info.has_expert and info.task_count == 556
     assert info.tasks("original") == list(range(25))
-    assert len(info.tasks("train")) + len(info.tasks("test")) == 2025
+    assert len(info.tasks("train")) + len(info.tasks("test")) == 556
     with pytest.raises(KeyError, match="has no split 'dev'"):
         info.tasks("dev")
 
