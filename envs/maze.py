@@ -75,7 +75,12 @@ HELD_OUT = 106
 MOVES: dict[str, Pos] = {"move up": (-1, 0), "move down": (1, 0), "move left": (0, -1), "move right": (0, 1)}
 ACTIONS = list(MOVES)
 # Order in which walls are named, as in the original's descriptions.
-_WALL_WORDS = (("to your right", (0, 1)), ("to your left", (0, -1)), ("above you", (-1, 0)), ("below you", (1, 0)))
+_WALL_WORDS = (
+    ("to your right", (0, 1)),
+    ("to your left", (0, -1)),
+    ("above you", (-1, 0)),
+    ("below you", (1, 0)),
+)
 
 INSTRUCTION = """\
 You are solving a maze. Reach the goal in as few moves as possible.
@@ -107,7 +112,9 @@ def _other_pairs() -> tuple[tuple[Pos, Pos], ...]:
     pairs = []
     for goal in cells:
         dist = _distances(_DOUBLE_T, goal)
-        pairs += [(s, goal) for s in cells if s != goal and dist[s] <= MAX_DISTANCE and (s, goal) not in original]
+        pairs += [
+            (s, goal) for s in cells if s != goal and dist[s] <= MAX_DISTANCE and (s, goal) not in original
+        ]
     random.Random("agentgym-maze-pairs").shuffle(pairs)
     return tuple(pairs)
 

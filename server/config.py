@@ -22,6 +22,8 @@ class ServerConfig:
     # A step/reset/expert call longer than this ends its episode with DEADLINE_EXCEEDED (thread and
     # process envs; inline envs are bounded by construction).
     step_timeout_s: float = 30.0
+    # An expert call (a planner, a solver) may take longer than a step: its own limit.
+    expert_timeout_s: float = 120.0
     # An episode with no request for this long is freed (DEADLINE_EXCEEDED). 0 disables.
     idle_timeout_s: float = 600.0
     # Largest gRPC message either way.
@@ -57,6 +59,7 @@ class ServerConfig:
                 "max_episodes_per_env must be at least 1",
             ),
             (self.step_timeout_s > 0, "step_timeout_s must be positive"),
+            (self.expert_timeout_s > 0, "expert_timeout_s must be positive"),
             (self.idle_timeout_s >= 0, "idle_timeout_s must be >= 0 (0 disables it)"),
             (self.max_action_bytes >= 1, "max_action_bytes must be at least 1"),
             (self.max_message_bytes >= 1024, "max_message_bytes must be at least 1024"),

@@ -66,15 +66,23 @@ class LocalRunner(Runner):
     Inline envs still send `expert` calls to the executor: a planner may take milliseconds.
     """
 
-    def __init__(self, cls: type[Env], executor: Executor, timeout_s: float, inline: bool) -> None:
+    def __init__(
+        self,
+        cls: type[Env],
+        executor: Executor,
+        timeout_s: float,
+        inline: bool,
+        expert_timeout_s: float | None = None,
+    ) -> None:
         self.env_name = cls.name
         self.inline = inline
         self.executor = executor
         self.timeout_s = timeout_s
+        self.expert_timeout_s = expert_timeout_s or timeout_s
         self.env = cls()
         self._running: asyncio.Future[Any] | None = None
 
-    async def _call(self, fn: Any, *args: Any, inline: bool) -> Any:
+    async def _call(self, fn: Any, *args: Any, inline: bool, timeout_s: float | None = None) -> Any:
         if inline:
             try:
                 return fn(*args)
@@ -84,10 +92,12 @@ class LocalRunner(Runner):
                 raise EnvCrashed(_describe(exc)) from exc
         fut = asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
         self._running = fut
+        limit = timeout_s or self.timeout_s
         try:
-            return await asyncio.wait_for(asyncio.shield(fut), self.timeout_s)
+            return await asyncio.wait_for(asyncio.shield(fut), limit)
         except TimeoutError:
-            raise EnvTimeout(f"call took longer than the {self.timeout_s:g}s step timeout") from None
+            what = "expert timeout" if timeout_s else "step timeout"
+            raise EnvTimeout(f"call took longer than the {limit:g}s {what}") from None
         except EnvError:
             raise
         except Exception as exc:
@@ -107,7 +117,7 @@ class LocalRunner(Runner):
         return result
 
     async def expert(self) -> str:
-        result: str = await self._call(self.env.expert_action, inline=False)
+        result: str = await self._call(self.env.expert_action, inline=False, timeout_s=self.expert_timeout_s)
         return result
 
     async def close(self) -> None:
@@ -142,16 +152,28 @@ class ProcessRunner(Runner):
     episode, and the process's memory goes back to the system when the episode ends.
     """
 
-    def __init__(self, proc: asyncio.subprocess.Process, env_name: str, timeout_s: float) -> None:
+    def __init__(
+        self,
+        proc: asyncio.subprocess.Process,
+        env_name: str,
+        timeout_s: float,
+        expert_timeout_s: float | None = None,
+    ) -> None:
         self.proc = proc
         self.env_name = env_name
         self.timeout_s = timeout_s
+        self.expert_timeout_s = expert_timeout_s or timeout_s
         self.stderr_tail: deque[str] = deque(maxlen=20)
         self._stderr_task = asyncio.ensure_future(self._drain_stderr())
 
     @classmethod
     async def spawn(
-        cls, env_name: str, settings: Mapping[str, str], timeout_s: float, start_timeout_s: float
+        cls,
+        env_name: str,
+        settings: Mapping[str, str],
+        timeout_s: float,
+        start_timeout_s: float,
+        expert_timeout_s: float | None = None,
     ) -> ProcessRunner:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -163,7 +185,7 @@ class ProcessRunner(Runner):
             stderr=asyncio.subprocess.PIPE,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-        runner = cls(proc, env_name, timeout_s)
+        runner = cls(proc, env_name, timeout_s, expert_timeout_s)
         await runner._request(("configure", dict(settings)), timeout_s=start_timeout_s)
         return runner
 
@@ -189,7 +211,7 @@ class ProcessRunner(Runner):
         except TimeoutError:
             await self.kill()
             raise EnvTimeout(
-                f"call took longer than the {timeout_s or self.timeout_s:g}s step timeout; worker killed"
+                f"call took longer than the {timeout_s or self.timeout_s:g}s {'limit' if timeout_s else 'step timeout'}; worker killed"
             ) from None
         except (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError) as exc:
             code = await self._exit_code()
@@ -219,7 +241,7 @@ class ProcessRunner(Runner):
         return result
 
     async def expert(self) -> str:
-        result: str = await self._request(("expert",))
+        result: str = await self._request(("expert",), timeout_s=self.expert_timeout_s)
         return result
 
     async def close(self) -> None:

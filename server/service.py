@@ -95,7 +95,11 @@ class HostedEnv:
         cfg = self.service.config
         if self.execution != "process":
             return LocalRunner(
-                self.cls, self.service.executor, cfg.step_timeout_s, inline=self.execution == "inline"
+                self.cls,
+                self.service.executor,
+                cfg.step_timeout_s,
+                inline=self.execution == "inline",
+                expert_timeout_s=cfg.expert_timeout_s,
             )
         runner = None
         while self.idle_workers and runner is None:
@@ -114,6 +118,7 @@ class HostedEnv:
             cfg.env_settings.get(self.cls.name, {}),
             cfg.step_timeout_s,
             cfg.worker_start_timeout_s,
+            cfg.expert_timeout_s,
         )
 
     def prewarm(self) -> None:

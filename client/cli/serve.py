@@ -28,6 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"seconds per env call (default {d.step_timeout_s:g})",
     )
     p.add_argument(
+        "--expert-timeout",
+        dest="expert_timeout_s",
+        type=float,
+        help=f"seconds per expert call (default {d.expert_timeout_s:g})",
+    )
+    p.add_argument(
         "--idle-timeout",
         dest="idle_timeout_s",
         type=float,
