@@ -314,8 +314,12 @@ class Episode:
 
     async def expert(self) -> str:
         """The env expert's action for the current state."""
+        return (await self.expert_reply())[0]
+
+    async def expert_reply(self) -> tuple[str, str]:
+        """The env expert's (action, thought); the thought is "" when the env gives none."""
         reply = await self._request(pb.SessionRequest(expert=pb.ExpertRequest()))
-        return reply.expert.action
+        return reply.expert.action, reply.expert.thought
 
     async def reset(self, task_id: int, *, seed: int | None = None, max_steps: int = 0) -> StepResult:
         req = pb.ResetRequest(task_id=task_id, max_steps=max_steps)

@@ -127,6 +127,11 @@ class Env(ABC):
         """The action an expert takes in the current state. Override to give the env an expert."""
         raise NotImplementedError(f"env {self.name!r} has no expert")
 
+    def expert_thought(self, action: str) -> str | None:
+        """Why the expert takes `action` now, in a sentence or two (the "Thought:" of behaviour-cloning
+        data); None for a plain one. Called right after `expert_action`, before any step."""
+        return None
+
     def close(self) -> None:
         """Release resources. Called exactly once when the episode ends for any reason."""
 

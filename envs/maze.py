@@ -194,6 +194,10 @@ class Maze(Env):
             + _walls(self.grid, self.pos)
         )
 
+    def expert_thought(self, action: str) -> str:
+        (gr, gc), (r, c) = self.goal, self.pos
+        return f"The goal is at {gr}, {gc} and I am at {r}, {c}. The shortest way there starts with {action}."
+
     def expert_action(self) -> str:
         """A shortest-path move (ties broken in a fixed order)."""
         dist = _distance_map(self.task_id)

@@ -47,11 +47,17 @@ class Runner:
     async def step(self, action: str) -> Outcome:
         raise NotImplementedError
 
-    async def expert(self) -> str:
+    async def expert(self) -> tuple[str, str]:
+        """(action, thought); the thought is "" when the env gives none."""
         raise NotImplementedError
 
     async def close(self) -> None:
         raise NotImplementedError
+
+
+def _expert(env: Env) -> tuple[str, str]:
+    action = env.expert_action()
+    return action, env.expert_thought(action) or ""
 
 
 def _reset(env: Env, task_id: int, seed: int, options: Mapping[str, str]) -> tuple[Outcome, str]:
@@ -116,8 +122,10 @@ class LocalRunner(Runner):
         result: Outcome = await self._call(self.env.step, action, inline=self.inline)
         return result
 
-    async def expert(self) -> str:
-        result: str = await self._call(self.env.expert_action, inline=False, timeout_s=self.expert_timeout_s)
+    async def expert(self) -> tuple[str, str]:
+        result: tuple[str, str] = await self._call(
+            _expert, self.env, inline=False, timeout_s=self.expert_timeout_s
+        )
         return result
 
     async def close(self) -> None:
@@ -240,8 +248,8 @@ class ProcessRunner(Runner):
         result: Outcome = await self._request(("step", action))
         return result
 
-    async def expert(self) -> str:
-        result: str = await self._request(("expert",), timeout_s=self.expert_timeout_s)
+    async def expert(self) -> tuple[str, str]:
+        result: tuple[str, str] = await self._request(("expert",), timeout_s=self.expert_timeout_s)
         return result
 
     async def close(self) -> None:

@@ -301,7 +301,7 @@ class Session:
         if self.over:
             return error_response(req_id, Code.FAILED_PRECONDITION, self._over_message())
         try:
-            action = await self.runner.expert()
+            action, thought = await self.runner.expert()
         except EnvTimeout as exc:
             raise Fatal(
                 Code.DEADLINE_EXCEEDED, f"env {self.hosted.cls.name!r} expert: {exc}; the episode is over"
@@ -310,7 +310,9 @@ class Session:
             raise Fatal(
                 Code.INTERNAL, f"env {self.hosted.cls.name!r} expert failed: {exc}; the episode is over"
             ) from exc
-        return pb.SessionResponse(id=req_id, expert=pb.ExpertResponse(action=action)).SerializeToString()
+        return pb.SessionResponse(
+            id=req_id, expert=pb.ExpertResponse(action=action, thought=thought)
+        ).SerializeToString()
 
     async def _close(self, req_id: int) -> bytes:
         final = self.last or pb.StepResult()

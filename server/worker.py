@@ -57,7 +57,8 @@ def main(env_name: str) -> None:
             elif op == "step":
                 result = env.step(args[0])
             elif op == "expert":
-                result = env.expert_action()
+                action = env.expert_action()
+                result = (action, env.expert_thought(action) or "")
             else:
                 raise RuntimeError(f"unknown worker op {op!r}")
             _write(proto_out, ("ok", result))

@@ -25,7 +25,8 @@ class ExpertPolicy(Policy):
     name = "expert"
 
     async def act(self, conversation: Conversation, episode: Episode) -> Turn:
-        return Turn(react_reply(await episode.expert()))
+        action, thought = await episode.expert_reply()
+        return Turn(react_reply(action, thought or None))
 
 
 class RandomPolicy(Policy):
