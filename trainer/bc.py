@@ -38,7 +38,7 @@ class BCConfig:
     data: list[str]  # trajectory files, directories of them, or trajectory stores
     out: str
     model: str | None = None  # a model directory or hub id; or `init` to train from scratch
-    init: str | None = None  # "tiny" | "small": a model built from a config (agentgym.trainer.tiny)
+    init: str | None = None  # "tiny" | "mini" | "small": a model built from a config (agentgym.trainer.tiny)
     envs: list[str] | None = None  # only these envs' trajectories
     min_reward: float | None = None  # only trajectories at or above this reward
     epochs: float = 1.0

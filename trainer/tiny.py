@@ -39,7 +39,9 @@ class TinySize:
 SIZES = {
     # ~0.4M parameters: unit tests.
     "tiny": TinySize(hidden=64, layers=2, heads=4, vocab=2048),
-    # ~5M parameters: demonstrations that learn something on CPU in minutes.
+    # ~1M parameters: the CPU demonstration (learns Maze in minutes).
+    "mini": TinySize(hidden=128, layers=4, heads=4, vocab=2048),
+    # ~5M parameters: demonstrations with more time.
     "small": TinySize(hidden=256, layers=4, heads=8, vocab=4096),
 }
 

@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=serve)
     t = verbs.add_parser("init-tiny", help="build a tiny random model and tokenizer (CPU tests, demos)")
     t.add_argument("out", help="directory to write")
-    t.add_argument("--size", choices=["tiny", "small"], default="tiny")
+    t.add_argument("--size", choices=["tiny", "mini", "small"], default="tiny")
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=init_tiny)
 

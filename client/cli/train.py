@@ -170,7 +170,7 @@ def add_bc(verbs: argparse._SubParsersAction) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--model", help="model directory or hub id to fine-tune")
     src.add_argument(
-        "--init", choices=["tiny", "small"], help="train a model built from a config from scratch"
+        "--init", choices=["tiny", "mini", "small"], help="train a model built from a config from scratch"
     )
     p.add_argument("--envs", help="only these envs' trajectories (comma-separated)")
     p.add_argument("--min-reward", type=float, help="only trajectories with at least this reward")
