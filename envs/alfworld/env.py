@@ -1,7 +1,9 @@
 """ALFWorld: household tasks in TextWorld's PDDL engine, as `alfworld` plays them.
 
 Semantics follow AgentGym's `agentenv-alfworld`:
-- task ids are AgentGym's (see games.py): 0-2419 train, 2420-2619 test;
+- task ids 0-2419 are train and 2420-2619 test, as in AgentGym (see games.py): by default this
+  project's own list of ALFRED tasks with AgentGym's split sizes and task-type mix (tasks.py), or
+  AgentGym's exact numbering read from its mapping files (`mapping_dir`);
 - a game is loaded into TextWorld's `PddlEnv` with ALFWorld's `AlfredDemangler` (object names like
   "mug 1"); the first observation drops TextWorld's banner and ends with the admissible commands
   ("AVAILABLE ACTIONS: a,b,c", as AgentGym's client shows them on the first turn);
@@ -41,9 +43,11 @@ from agentgym.envs.alfworld.games import (
     AGENTGYM_TRAIN,
     EVAL_SPLITS,
     GameRef,
-    agentgym_games,
+    Numbering,
     dataset_root,
+    default_numbering,
     eval_games,
+    load_mappings,
     locate,
 )
 from agentgym.envs.base import Env, EnvError, Outcome
@@ -75,7 +79,10 @@ your next action"""
 
 _SETTINGS = {
     "data_dir": "ALFWorld data folder holding json_2.1.1/ (default: $ALFWORLD_DATA if it holds one; else generated games)",
+    "mapping_dir": "folder with AgentGym's mappings_train.json and mappings_test.json, for its exact task ids "
+    "(default: $ALFWORLD_MAPPING_DIR; else this project's own task list)",
 }
+MAPPING_DIR_VARIABLE = "ALFWORLD_MAPPING_DIR"
 _NOTHING = "Nothing happens."
 
 
@@ -98,6 +105,8 @@ class ALFWorld(Env):
     splits = {"train": [AGENTGYM_TRAIN], "test": [AGENTGYM_TEST]}
     execution = "process"
     data_root: Path | None = None
+    numbering: Numbering | None = None  # set by configure
+    mapping_dir: str | None = None
     extra_games: list[GameRef] = []
 
     @classmethod
@@ -115,11 +124,15 @@ class ALFWorld(Env):
         # variable counts only where it holds a dataset; an explicit data_dir must hold one.
         if not data_dir and env_dir and (Path(env_dir).expanduser() / "json_2.1.1").is_dir():
             data_dir = env_dir
-        cls.data_root = dataset_root(data_dir) if data_dir else None
-        cls.extra_games = eval_games(cls.data_root) if cls.data_root else []
-        base = len(agentgym_games())
+        data_root = dataset_root(data_dir) if data_dir else None
+        mapping_dir = settings.get("mapping_dir") or os.environ.get(MAPPING_DIR_VARIABLE)
+        numbering = load_mappings(mapping_dir) if mapping_dir else default_numbering()
+        # Everything is checked before anything changes: a bad setting leaves the old configuration.
+        cls.data_root, cls.numbering, cls.mapping_dir = data_root, numbering, mapping_dir
+        cls.extra_games = eval_games(data_root) if data_root else []
+        base = len(numbering.games)
         cls.task_count = base + len(cls.extra_games)
-        cls.splits = {"train": [AGENTGYM_TRAIN], "test": [AGENTGYM_TEST]}
+        cls.splits = numbering.splits
         for split in EVAL_SPLITS:
             ids = [base + i for i, ref in enumerate(cls.extra_games) if ref.split == split]
             if ids:
@@ -192,16 +205,23 @@ class ALFWorld(Env):
 
     # --- helpers -----------------------------------------------------------------------------------
     def _game(self, task_id: int) -> tuple[Any, GameRef]:
-        refs = agentgym_games()
+        numbering = self.numbering or default_numbering()
+        refs = numbering.games
         ref = refs[task_id] if task_id < len(refs) else self.extra_games[task_id - len(refs)]
         if self.data_root is None:
             from agentgym.envs.alfworld.generate import generate
 
-            return generate(task_id).game_data(), ref
+            return generate(ref).game_data(), ref
         path = locate(self.data_root, ref)
         if path is None:
+            hint = (
+                ""
+                if self.mapping_dir
+                else f" (ids without {MAPPING_DIR_VARIABLE} or alfworld.mapping_dir are this project's own "
+                "task list; AgentGym's numbering of ALFWorld's games needs its mapping files)"
+            )
             raise EnvError(
-                f"task {task_id} is the game json_2.1.1/{ref.path}, which is not in {self.data_root}"
+                f"task {task_id} is the game json_2.1.1/{ref.path}, which is not in {self.data_root}{hint}"
             )
         return str(path), ref
 

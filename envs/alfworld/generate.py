@@ -5,12 +5,12 @@ AI2-THOR scenes; they are not in the `alfworld` package and cannot be downloaded
 does ship, for every one of the 120 AI2-THOR floor plans, the object types present and the
 receptacles with their interaction poses (`alfworld/gen/layouts`), ALFRED's object and receptacle
 constants (what fits where, what can be heated, cooled, cleaned, sliced, opened), and ALFRED's
-goal library (the goal in PDDL and its sentences per task type). From those, task id i becomes a
-game for AgentGym's task i: the same task type, object, receptacle (or lamp) and floor plan, with
-the scene's receptacles where ALFRED places them, and objects of the scene's types (at least one of
-the target, two for pick_two) scattered over receptacles that can hold them, none of the targets
-already where the goal wants it. Everything is drawn from a random generator seeded by the task
-id, so a task id always gives the same game.
+goal library (the goal in PDDL and its sentences per task type). From those, a task id's game
+reference (games.py: task type, object, receptacle or lamp, floor plan, trial) becomes a game for
+that task: the floor plan's receptacles where ALFRED places them, and objects of the scene's types
+(at least one of the target, two for pick_two) scattered over receptacles that can hold them, none
+of the targets already where the goal wants it. Everything is drawn from a random generator seeded
+by the game's path, so a game reference always gives the same game.
 
 The result is an ordinary ALFWorld game (`pddl_domain`, `grammar`, `pddl_problem`), played by
 TextWorld's PDDL engine exactly like a game file; `game_files` writes them in ALFWorld's layout.
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from agentgym.envs.alfworld import logic
-from agentgym.envs.alfworld.games import GAME_FILE, GameRef, agentgym_games
+from agentgym.envs.alfworld.games import GAME_FILE, GameRef
 
 # ALFRED's id mangling for PDDL names: "Apple|-01.75|+00.95|-00.68" -> "Apple_bar__minus_01_dot_75...".
 _MANGLE = str.maketrans({"-": "_minus_", "|": "_bar_", "+": "_plus_", ".": "_dot_", ",": "_comma_"})
@@ -186,10 +186,9 @@ class GeneratedGame:
         }
 
 
-def generate(task_id: int) -> GeneratedGame:
-    ref = agentgym_games()[task_id]
+def generate(ref: GameRef) -> GeneratedGame:
     c = constants()
-    rng = random.Random(f"alfworld-{task_id}")
+    rng = random.Random(f"alfworld-{ref.path}")
     scene_types, poses = _layout(ref.scene)
     scene = _Scene(rng)
 
@@ -326,14 +325,14 @@ def traj_data(game: GeneratedGame) -> dict[str, Any]:
 
 
 def game_files(
-    root: str | os.PathLike[str], task_ids: Iterable[int], as_split: str | None = None
+    root: str | os.PathLike[str], refs: Iterable[GameRef], as_split: str | None = None
 ) -> list[Path]:
-    """Write the generated games of `task_ids` under `root` in ALFWorld's layout
+    """Write the generated games of `refs` under `root` in ALFWorld's layout
     (`json_2.1.1/<split>/<task folder>/<trial>/{game.tw-pddl,traj_data.json}`), each under its
     own split or under `as_split`. Returns the game files written."""
     written = []
-    for task_id in task_ids:
-        game = generate(task_id)
+    for ref in refs:
+        game = generate(ref)
         split = as_split or game.ref.split
         folder = Path(root) / "json_2.1.1" / split / game.ref.folder / game.ref.trial
         folder.mkdir(parents=True, exist_ok=True)
