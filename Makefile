@@ -83,8 +83,11 @@ format: $(INSTALLED)
 test: install lint
 	$(BIN)/pytest $(ARGS)
 
+# The benchmarks of the README, one after another (each prints its own table; about 15 minutes).
 bench: install
 	$(PY) bench/fabric.py $(ARGS)
+	$(PY) bench/rollout_overhead.py
+	$(PY) bench/env_cost.py --seconds 5
 
 wheel: install
 	$(PY) -m pip wheel --no-deps -w dist .

@@ -1,6 +1,10 @@
 """What one env costs: steps/s in-process and over a real server, and server memory per live episode.
 
+    python bench/env_cost.py                    # every env that runs in the server process
     python bench/env_cost.py babyai bird [--seconds 10] [--concurrency 16] [--episodes 200]
+
+(Envs in worker processes, SciWorld and ALFWorld, keep their memory outside the server: measure
+them with bench/engine_envs.py.)
 
 In-process: one env instance stepped in a loop. Over the server: `agentgym serve` in its own
 process, `--concurrency` episodes stepping at once from this process. Memory: the server's RSS
@@ -104,7 +108,7 @@ def free_port() -> int:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("envs", nargs="+")
+    p.add_argument("envs", nargs="*", help="default: every registered env that does not run in worker processes")
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--episodes", type=int, default=200)
@@ -112,7 +116,8 @@ def main() -> int:
         "--expert", action="store_true", help="ask each open episode's expert once before measuring"
     )
     args = p.parse_args()
-    for name in args.envs:
+    names = args.envs or [n for n in registry.names() if registry.get(n).execution != "process"]
+    for name in names:
         local = in_process(name, args.seconds)
         port = free_port()
         server = subprocess.Popen(

@@ -1,12 +1,12 @@
 """Demonstration on CPU: behaviour cloning from scratch on Maze, then one AgentEvol iteration.
 
-    python examples/maze_bc_evol.py                 # about 25 minutes on 2 cores
-    python examples/maze_bc_evol.py --out runs/demo --epochs 12
+    python examples/maze_bc_evol.py                 # under 30 minutes on 2 cores
+    python examples/maze_bc_evol.py --out runs/demo --epochs 24
 
 1. The expert plays Maze's 425 train tasks (all on LMRL-Gym's double-T maze); its trajectories are
    the behaviour-cloning data.
-2. A tiny Llama (built from a config, its tokenizer trained on the envs' text: no download) learns
-   them from scratch.
+2. A 1M-parameter Llama (built from a config, its tokenizer trained on the envs' text: no download)
+   learns them from scratch.
 3. The cloned agent, `random` and the expert play the 131 test tasks: the original benchmark's 25
    and 106 start/goal pairs no training episode used.
 4. One AgentEvol iteration: the agent explores the train tasks with sampling, the successes are
@@ -86,7 +86,7 @@ async def main(args: argparse.Namespace) -> None:
                     init=args.size,
                     epochs=args.epochs,
                     lr=args.lr,
-                    max_tokens=16384,
+                    max_tokens=args.max_tokens,
                     progress=False,
                     seed=args.seed,
                 ),
@@ -122,7 +122,7 @@ async def main(args: argparse.Namespace) -> None:
                     max_new_tokens=64,
                     seed=args.seed,
                     progress=False,
-                    bc={"epochs": args.epochs, "lr": args.lr, "max_tokens": 16384},
+                    bc={"epochs": args.epochs, "lr": args.lr, "max_tokens": args.max_tokens},
                 ),
                 client,
             )
@@ -154,11 +154,14 @@ if __name__ == "__main__":
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--out", default="runs/demo-maze")
-    parser.add_argument("--size", choices=["tiny", "mini", "small"], default="tiny")
-    parser.add_argument("--epochs", type=float, default=12)
-    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--size", choices=["tiny", "mini", "small"], default="mini")
+    parser.add_argument("--epochs", type=float, default=16)
+    parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument(
-        "--explore", type=int, default=425, help="exploration episodes in the AgentEvol iteration"
+        "--max-tokens", type=int, default=2048, help="padded tokens per batch: small batches, many updates"
+    )
+    parser.add_argument(
+        "--explore", type=int, default=200, help="exploration episodes in the AgentEvol iteration"
     )
     parser.add_argument("--seed", type=int, default=0)
     arguments = parser.parse_args()
