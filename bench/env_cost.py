@@ -108,7 +108,9 @@ def free_port() -> int:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("envs", nargs="*", help="default: every registered env that does not run in worker processes")
+    p.add_argument(
+        "envs", nargs="*", help="default: every registered env that does not run in worker processes"
+    )
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--episodes", type=int, default=200)

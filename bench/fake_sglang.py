@@ -43,9 +43,10 @@ def main(port: int, model: str, delay_s: float, jitter: float) -> None:
         return web.json_response({"model_path": model, "tokenizer_path": model, "weight_version": "bench"})
 
     async def generate(request: web.Request) -> web.Response:
-        await request.read()
+        body = await request.json()
         await asyncio.sleep(delay_s * rng.uniform(1 - jitter, 1 + jitter))
-        return web.json_response(reply)
+        ids = body["input_ids"]
+        return web.json_response([reply] * len(ids) if ids and isinstance(ids[0], list) else reply)
 
     app = web.Application(client_max_size=1 << 26)
     app.add_routes(

@@ -66,17 +66,19 @@ class PolicyServer:
         self.requests: list[dict[str, Any]] = []  # bodies seen, for tests
         self._ids = itertools.count()
         self.app = web.Application(client_max_size=64 * 1024 * 1024)
-        self.app.add_routes([
-            web.get("/health", self.health),
-            web.get("/health_generate", self.health),
-            web.get("/model_info", self.model_info),
-            web.get("/get_model_info", self.model_info),
-            web.post("/generate", self.generate),
-            web.route("*", "/flush_cache", self.flush_cache),
-            web.post("/update_weights_from_disk", self.update_weights),
-            web.get("/v1/models", self.models),
-            web.post("/v1/chat/completions", self.chat_completions),
-        ])  # fmt: skip
+        self.app.add_routes(
+            [
+                web.get("/health", self.health),
+                web.get("/health_generate", self.health),
+                web.get("/model_info", self.model_info),
+                web.get("/get_model_info", self.model_info),
+                web.post("/generate", self.generate),
+                web.route("*", "/flush_cache", self.flush_cache),
+                web.post("/update_weights_from_disk", self.update_weights),
+                web.get("/v1/models", self.models),
+                web.post("/v1/chat/completions", self.chat_completions),
+            ]
+        )
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -100,8 +102,14 @@ class PolicyServer:
 
     async def model_info(self, request: web.Request) -> web.Response:
         p = self.policy
-        return web.json_response({"model_path": p.model_path, "tokenizer_path": p.model_path, "is_generation": True,
-                                  "weight_version": p.weight_version})  # fmt: skip
+        return web.json_response(
+            {
+                "model_path": p.model_path,
+                "tokenizer_path": p.model_path,
+                "is_generation": True,
+                "weight_version": p.weight_version,
+            }
+        )
 
     async def _body(self, request: web.Request) -> dict[str, Any] | web.Response:
         try:
@@ -120,12 +128,34 @@ class PolicyServer:
         unknown = sorted(set(body) - GENERATE_REQ_FIELDS)
         params = body.get("sampling_params") or {}
         if not isinstance(params, dict):
-            return _error(400, "sampling_params must be an object (batched requests are not supported here)")
+            return _error(
+                400, "a list of sampling_params is not supported here; send one object for the batch"
+            )
         unknown_params = sorted(set(params) - SAMPLING_PARAMS_FIELDS)
         if self.strict and (unknown or unknown_params):
             return _error(
                 400, f"fields SGLang does not define: request {unknown}, sampling_params {unknown_params}"
             )
+        ids = body.get("input_ids")
+        if (
+            isinstance(ids, list) and ids and isinstance(ids[0], list)
+        ):  # the batch form: one reply each, in order
+            rids = body.get("rid")
+            rids = rids if isinstance(rids, list) and len(rids) == len(ids) else [None] * len(ids)
+            replies = await asyncio.gather(
+                *(
+                    self._generate_one(dict(body, input_ids=one, rid=rid), params)
+                    for one, rid in zip(ids, rids, strict=True)
+                )
+            )
+            errors = [r for r in replies if isinstance(r, web.Response)]
+            return errors[0] if errors else web.json_response(replies)
+        one = await self._generate_one(body, params)
+        return one if isinstance(one, web.Response) else web.json_response(one)
+
+    async def _generate_one(
+        self, body: dict[str, Any], params: dict[str, Any]
+    ) -> dict[str, Any] | web.Response:
         ids = body.get("input_ids")
         if ids is None and isinstance(body.get("text"), str):
             assert self.policy.chat is not None
@@ -143,8 +173,12 @@ class PolicyServer:
             return _error(400, str(exc))
         assert self.policy.chat is not None
         eos = self.policy.chat.eos_ids
-        finish = ({"type": "stop", "matched": gen.token_ids[-1]} if gen.finish_reason == "stop" and gen.token_ids
-                  and gen.token_ids[-1] in eos else {"type": "length", "length": len(gen.token_ids)})  # fmt: skip
+        stopped = gen.finish_reason == "stop" and gen.token_ids and gen.token_ids[-1] in eos
+        finish = (
+            {"type": "stop", "matched": gen.token_ids[-1]}
+            if stopped
+            else {"type": "length", "length": len(gen.token_ids)}
+        )
         meta: dict[str, Any] = {
             "id": body.get("rid") or f"agentgym-{next(self._ids)}",
             "finish_reason": finish,
@@ -159,7 +193,7 @@ class PolicyServer:
             ]
         skip = params.get("skip_special_tokens", True)
         text = self.policy.tokenizer.decode(gen.token_ids, skip_special_tokens=bool(skip))
-        return web.json_response({"text": text, "output_ids": gen.token_ids, "meta_info": meta})
+        return {"text": text, "output_ids": gen.token_ids, "meta_info": meta}
 
     async def flush_cache(self, request: web.Request) -> web.Response:
         return web.Response(text="Cache flushed.\n")
@@ -208,14 +242,26 @@ class PolicyServer:
         max_tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or 128)
         sampling = Sampling(float(body.get("temperature", 1.0)), float(body.get("top_p", 1.0)), max_tokens)
         gen = await self.policy.generate(ids, sampling)
-        return web.json_response({
-            "id": f"chatcmpl-{next(self._ids)}", "object": "chat.completion", "created": int(time.time()),
-            "model": self.model_name,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": chat.decode(gen.token_ids)},
-                         "finish_reason": gen.finish_reason}],
-            "usage": {"prompt_tokens": len(ids), "completion_tokens": len(gen.token_ids),
-                      "total_tokens": len(ids) + len(gen.token_ids)},
-        })  # fmt: skip
+        return web.json_response(
+            {
+                "id": f"chatcmpl-{next(self._ids)}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": self.model_name,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": chat.decode(gen.token_ids)},
+                        "finish_reason": gen.finish_reason,
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": len(ids),
+                    "completion_tokens": len(gen.token_ids),
+                    "total_tokens": len(ids) + len(gen.token_ids),
+                },
+            }
+        )
 
 
 async def serve_hf(

@@ -11,7 +11,9 @@ Requests and replies use the fields SGLang 0.5.x defines in `sglang/srt/managers
 
 With several servers, an episode's first turn goes to the server with the fewest requests in
 flight from this client, and its later turns to the same server, whose prefix cache holds the
-conversation so far.
+conversation so far. Turns bound for one server within `batch_wait_ms` travel as one batched
+/generate (GenerateReqInput's list form): with thousands of episodes, one HTTP round trip carries
+dozens of turns, and the client's cost per turn drops accordingly.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ class SGLangPolicy(Policy):
         *,
         timeout_s: float = 600.0,
         retries: int = 2,
+        max_batch: int = 64,
+        batch_wait_ms: float = 2.0,
     ) -> None:
         if isinstance(urls, str):
             urls = [u.strip() for u in urls.split(",") if u.strip()]
@@ -68,8 +72,15 @@ class SGLangPolicy(Policy):
         self.in_flight = dict.fromkeys(self.urls, 0)
         self.sticky: dict[str, str] = {}  # episode id -> server url
         self.model_info: dict[str, Any] = {}
+        self.max_batch = max(1, max_batch)
+        self.batch_wait_s = batch_wait_ms / 1000
+        self._pending: dict[str, list[tuple[str, list[int], asyncio.Future[Any]]]] = {
+            u: [] for u in self.urls
+        }
+        self._flush_at: dict[str, asyncio.TimerHandle | None] = dict.fromkeys(self.urls)
         self._session: aiohttp.ClientSession | None = None
         self._rids = itertools.count()
+        self.http_requests = 0
 
     # --- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -111,27 +122,30 @@ class SGLangPolicy(Policy):
             self.sticky[episode_id] = url
         return url
 
-    async def act(self, conversation: Conversation, episode: Episode) -> Turn:
+    def _sampling_params(self) -> dict[str, Any]:
         assert self.chat is not None, "start() was not called"
-        url = self._route(episode.episode_id)
         s = self.sampling
-        body = {
-            "rid": f"{episode.episode_id}-{next(self._rids)}",
-            "input_ids": conversation.input_ids,
-            "sampling_params": {
-                "temperature": s.temperature,
-                "top_p": s.top_p,
-                "max_new_tokens": s.max_new_tokens,
-                "stop_token_ids": self.chat.eos_ids,
-                "skip_special_tokens": False,
-                "no_stop_trim": True,
-            },
-            "return_logprob": True,
-            "logprob_start_len": -1,
+        return {
+            "temperature": s.temperature,
+            "top_p": s.top_p,
+            "max_new_tokens": s.max_new_tokens,
+            "stop_token_ids": self.chat.eos_ids,
+            "skip_special_tokens": False,
+            "no_stop_trim": True,
         }
+
+    async def act(self, conversation: Conversation, episode: Episode) -> Turn:
+        url = self._route(episode.episode_id)
+        rid = f"{episode.episode_id}-{next(self._rids)}"
         self.in_flight[url] += 1
         try:
-            reply = await self._post(url, "/generate", body)
+            if self.max_batch == 1:
+                reply = await self._generate(url, [(rid, conversation.input_ids)])
+                reply = reply[0]
+            else:
+                future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+                self._enqueue(url, rid, conversation.input_ids, future)
+                reply = await future
         finally:
             self.in_flight[url] -= 1
         turn = parse_generate_reply(reply, url)
@@ -141,6 +155,57 @@ class SGLangPolicy(Policy):
 
     def finish(self, episode: Episode) -> None:
         self.sticky.pop(episode.episode_id, None)
+
+    # --- batching ------------------------------------------------------------------------------------
+    def _enqueue(self, url: str, rid: str, ids: list[int], future: asyncio.Future[Any]) -> None:
+        pending = self._pending[url]
+        pending.append((rid, ids, future))
+        if len(pending) >= self.max_batch:
+            self._flush(url)
+        elif self._flush_at[url] is None:
+            self._flush_at[url] = asyncio.get_running_loop().call_later(self.batch_wait_s, self._flush, url)
+
+    def _flush(self, url: str) -> None:
+        timer = self._flush_at[url]
+        if timer is not None:
+            timer.cancel()
+            self._flush_at[url] = None
+        batch, self._pending[url] = self._pending[url][: self.max_batch], self._pending[url][self.max_batch :]
+        if self._pending[url]:
+            self._flush_at[url] = asyncio.get_running_loop().call_later(self.batch_wait_s, self._flush, url)
+        if batch:
+            task = asyncio.ensure_future(self._send(url, batch))
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    async def _send(self, url: str, batch: list[tuple[str, list[int], asyncio.Future[Any]]]) -> None:
+        try:
+            replies = await self._generate(url, [(rid, ids) for rid, ids, _ in batch])
+        except BaseException as exc:
+            for _, _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc if isinstance(exc, PolicyError) else PolicyError(f"{url}: {exc!r}"))
+            return
+        for (_, _, fut), reply in zip(batch, replies, strict=True):
+            if not fut.done():
+                fut.set_result(reply)
+
+    async def _generate(self, url: str, items: list[tuple[str, list[int]]]) -> list[Any]:
+        """One /generate call for one or several prompts; replies in order."""
+        body: dict[str, Any] = {
+            "sampling_params": self._sampling_params(),
+            "return_logprob": True,
+            "logprob_start_len": -1,
+        }
+        if len(items) == 1:
+            body.update(rid=items[0][0], input_ids=items[0][1])
+        else:
+            body.update(rid=[rid for rid, _ in items], input_ids=[ids for _, ids in items])
+        self.http_requests += 1
+        reply = await self._post(url, "/generate", body)
+        replies = [reply] if len(items) == 1 else reply
+        if not isinstance(replies, list) or len(replies) != len(items):
+            raise PolicyError(f"SGLang at {url} answered a batch of {len(items)} with {str(reply)[:200]}")
+        return replies
 
     # --- weights -------------------------------------------------------------------------------------
     async def update_weights(self, model_path: str, weight_version: str | None = None) -> None:

@@ -127,11 +127,28 @@ async def test_sglang_policy_token_in_token_out(
     assert bodies, "no /generate requests reached the servers"
     for body in bodies:  # exactly SGLang's field names (the strict servers would have refused others)
         assert set(body) <= GENERATE_REQ_FIELDS and set(body["sampling_params"]) <= SAMPLING_PARAMS_FIELDS
+        assert body["sampling_params"]["stop_token_ids"] == policy.chat.eos_ids  # type: ignore[union-attr]
         assert body["return_logprob"] is True and body["logprob_start_len"] == -1
+
     # Sticky routing: all turns of one episode went to one server; both servers got episodes.
-    by_server = [{b["rid"].rsplit("-", 1)[0] for b in s.requests if "rid" in b} for s in policy_servers]
+    def episodes(server: PolicyServer) -> set[str]:
+        rids = [
+            r
+            for b in server.requests
+            if "rid" in b
+            for r in (b["rid"] if isinstance(b["rid"], list) else [b["rid"]])
+        ]
+        return {r.rsplit("-", 1)[0] for r in rids}
+
+    by_server = [episodes(s) for s in policy_servers]
     assert by_server[0] and by_server[1] and not by_server[0] & by_server[1]
     assert policy.sticky == {}  # forgotten when episodes end
+    # Concurrent turns bound for one server travelled together (GenerateReqInput's batch form).
+    turns = sum(r["rounds"] for r in records)
+    assert policy.http_requests < turns
+    assert any(
+        isinstance(b["input_ids"][0], list) for s in policy_servers for b in s.requests if "input_ids" in b
+    )
 
 
 async def test_sglang_weight_update_and_flush(
