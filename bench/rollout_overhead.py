@@ -9,7 +9,9 @@ against an env server in another process. Two policies, side by side in one run:
 - `sglang`: the real SGLang client over HTTP to a stand-in server (bench/fake_sglang.py) that
   answers after the same delay, with token-exact bookkeeping on a real tokenizer.
 Client CPU per turn = this process's CPU time / turns (the env and policy servers are other
-processes). Wall time is compared with what the delay alone implies: rounds x delay.
+processes). Wall time is compared with what the delay alone implies: the longest episode's total
+policy delay, i.e. the expected maximum over `episodes` episodes of a sum of `rounds` jittered delays
+(rounds x delay without jitter; computed by simulation).
 """
 
 from __future__ import annotations
@@ -77,9 +79,19 @@ async def measure(address: str, policy: Policy, episodes: int, rounds: int, out:
     }
 
 
+def delay_bound(episodes: int, rounds: int, delay: float, jitter: float, trials: int = 20) -> float:
+    """Expected wall time of the run if the client and env cost nothing: the slowest episode's delays."""
+    rng = random.Random(1)
+    lo, hi = delay * (1 - jitter), delay * (1 + jitter)
+    total = 0.0
+    for _ in range(trials):
+        total += max(sum(rng.uniform(lo, hi) for _ in range(rounds)) for _ in range(episodes))
+    return total / trials
+
+
 async def run(args: argparse.Namespace, env_port: int, policy_port: int, model: str) -> None:
     await wait_ready(f"127.0.0.1:{env_port}")
-    ideal = args.rounds * args.delay
+    ideal = delay_bound(args.episodes, args.rounds, args.delay, args.jitter)
     table = Table(
         title=f"Client overhead: {args.episodes:,} concurrent Maze episodes x {args.rounds} turns, policy delay {args.delay:g}s"
     )
@@ -158,7 +170,14 @@ def main() -> None:
             ]
         )
         fake = subprocess.Popen(
-            [sys.executable, str(HERE / "fake_sglang.py"), str(policy_port), model, str(args.delay)]
+            [
+                sys.executable,
+                str(HERE / "fake_sglang.py"),
+                str(policy_port),
+                model,
+                str(args.delay),
+                str(args.jitter),
+            ]
         )
         try:
             asyncio.run(run(args, env_port, policy_port, model))
