@@ -83,7 +83,7 @@ format: $(INSTALLED)
 test: install lint
 	$(BIN)/pytest $(ARGS)
 
-# The benchmarks of the README, one after another (each prints its own table; about 15 minutes).
+# The benchmarks of the README, one after another (each prints its own table; about 8 minutes).
 bench: install
 	$(PY) bench/fabric.py $(ARGS)
 	$(PY) bench/rollout_overhead.py
