@@ -24,6 +24,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _print_table(console: Console, title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """Short columns on one line, splits wrapped; the description (last) only where the terminal is wide."""
+    if console.width < 120:
+        columns, rows = columns[:-1], [r[:-1] for r in rows]
+    table = Table(title=title)
+    for col in columns:
+        wraps = col in ("splits", "description")
+        table.add_column(col, no_wrap=not wraps, overflow="fold" if wraps else "ellipsis")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
 def _splits(splits: dict[str, list[range]]) -> str:
     return ", ".join(f"{name} {sum(len(r) for r in rs)}" for name, rs in splits.items())
 
@@ -37,9 +50,7 @@ def run(args: argparse.Namespace) -> int:
     except AgentGymError as exc:
         console.print(f"[red]{exc}[/red]")
         return 1
-    table = Table(title="Hosted environments")
-    for col in ("env", "server", "tasks", "splits", "max rounds", "expert", "live / max", "description"):
-        table.add_column(col, overflow="fold", no_wrap=col in ("env", "server"))
+    rows: list[tuple[str, ...]] = []
     failed = 0
     for status in statuses:
         if isinstance(status, AgentGymError):
@@ -47,17 +58,20 @@ def run(args: argparse.Namespace) -> int:
             failed += 1
             continue
         for info in status.envs.values():
-            table.add_row(
-                info.name,
-                status.address,
-                str(info.task_count),
-                _splits(info.splits),
-                str(info.max_rounds),
-                "yes" if info.has_expert else "no",
-                f"{info.live_episodes} / {info.max_episodes}",
-                info.description,
+            rows.append(
+                (
+                    info.name,
+                    status.address,
+                    str(info.task_count),
+                    _splits(info.splits),
+                    str(info.max_rounds),
+                    "yes" if info.has_expert else "no",
+                    f"{info.live_episodes} / {info.max_episodes}",
+                    info.description,
+                )
             )
-    console.print(table)
+    columns = ("env", "server", "tasks", "splits", "rounds", "expert", "live / max", "description")
+    _print_table(console, "Hosted environments", columns, rows)
     for status in statuses:
         if isinstance(status, ServerStatus):
             console.print(
@@ -76,22 +90,23 @@ async def _statuses(servers: str) -> list[ServerStatus | AgentGymError]:
 def _local(console: Console) -> int:
     from agentgym.envs import registry
 
-    table = Table(title="Registered environments (this installation)")
-    for col in ("env", "tasks", "splits", "max rounds", "expert", "runs", "description"):
-        table.add_column(col, overflow="fold", no_wrap=col in ("env", "server"))
+    rows: list[tuple[str, ...]] = []
     for name in registry.names(include_hidden=True):
         cls = registry.configure(name)
         splits = {k: list(v) for k, v in cls.splits.items()}
-        table.add_row(
-            name + (" (hidden)" if cls.hidden else ""),
-            str(cls.task_count),
-            _splits(splits),
-            str(cls.max_rounds),
-            "yes" if cls.has_expert() else "no",
-            cls.execution,
-            cls.description,
+        rows.append(
+            (
+                name + (" (hidden)" if cls.hidden else ""),
+                str(cls.task_count),
+                _splits(splits),
+                str(cls.max_rounds),
+                "yes" if cls.has_expert() else "no",
+                cls.execution,
+                cls.description,
+            )
         )
-    console.print(table)
+    columns = ("env", "tasks", "splits", "rounds", "expert", "runs", "description")
+    _print_table(console, "Registered environments (this installation)", columns, rows)
     for module, reason in registry.unavailable().items():
         console.print(f"[yellow]{module}: not available ({reason})[/yellow]")
     return 0
