@@ -86,6 +86,28 @@ def test_play_reports_bad_task_clearly() -> None:
     assert out.returncode == 1 and "OUT_OF_RANGE" in out.stdout
 
 
+async def test_an_error_in_play_on_the_default_server_is_reported_not_replayed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An error raised while using the default server reaches the caller as it is (it once made the
+    client fall back to an embedded server mid-episode and fail with a RuntimeError)."""
+    from rich.console import Console
+
+    from agentgym.client.cli import common
+    from agentgym.client.errors import OutOfRange
+    from agentgym.server.app import Server
+    from agentgym.server.config import ServerConfig
+
+    server = await Server.start(ServerConfig(port=0, envs=["maze"]))
+    monkeypatch.setattr(common, "DEFAULT_SERVER", f"127.0.0.1:{server.port}")
+    try:
+        with pytest.raises(OutOfRange):
+            async with common.connect(None, ["maze"], Console(quiet=True)) as client:
+                await client.open_episode("maze", 99999)
+    finally:
+        await server.stop(0)
+
+
 def test_conformance_command(served: tuple[int, subprocess.Popen[str]]) -> None:
     port, _ = served
     out = subprocess.run([AGENTGYM, "conformance", f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=300,

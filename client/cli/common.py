@@ -115,19 +115,26 @@ def config_from_args(args: argparse.Namespace) -> RolloutConfig:
 @contextlib.asynccontextmanager
 async def env_client(args: argparse.Namespace, console: Console) -> AsyncIterator[EnvClient]:
     """A client for --server, else for the default server if it answers, else for an embedded one."""
-    if args.server:
-        async with EnvClient(args.server) as client:
+    async with connect(args.server, [e for e in (args.envs or "").split(",") if e], console) as client:
+        yield client
+
+
+@contextlib.asynccontextmanager
+async def connect(server: str | None, wanted: list[str], console: Console) -> AsyncIterator[EnvClient]:
+    """A client for `server`, else for the default server if it hosts `wanted`, else for an embedded one."""
+    if server:
+        async with EnvClient(server) as client:
             yield client
         return
-    wanted = [e for e in (args.envs or "").split(",") if e]
     async with EnvClient(DEFAULT_SERVER, connect_timeout_s=0.5) as client:
         try:
             status = await client.server_status()
-            if all(e in status.envs for e in wanted):
-                yield client
-                return
         except AgentGymError:
-            pass
+            status = None
+        # Yield outside the try: an error raised by the caller's block must not be taken for "no server".
+        if status is not None and all(e in status.envs for e in wanted):
+            yield client
+            return
     from agentgym.server.app import Server
     from agentgym.server.config import ServerConfig
 

@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import sys
-from collections.abc import AsyncIterator
 
 from rich.console import Console
 
-from agentgym.client.envclient import EnvClient, Episode
+from agentgym.client.cli.common import DEFAULT_SERVER, connect
+from agentgym.client.envclient import Episode
 from agentgym.client.errors import AgentGymError
 from agentgym.client.types import StepResult
-
-DEFAULT_SERVER = "127.0.0.1:50051"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,32 +40,6 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(_play(args))
 
 
-@contextlib.asynccontextmanager
-async def _client_for(env: str, server: str | None, console: Console) -> AsyncIterator[EnvClient]:
-    if server is not None:
-        async with EnvClient(server) as client:
-            yield client
-        return
-    async with EnvClient(DEFAULT_SERVER, connect_timeout_s=0.5) as client:
-        try:
-            status = await client.server_status()
-            if env in status.envs:
-                yield client
-                return
-        except AgentGymError:
-            pass
-    from agentgym.server.app import Server
-    from agentgym.server.config import ServerConfig
-
-    embedded = await Server.start(ServerConfig(port=0, envs=[env], grace_s=0))
-    console.print(f"[dim]No server at {DEFAULT_SERVER} hosts {env!r}: playing on an embedded server.[/dim]")
-    try:
-        async with EnvClient(f"127.0.0.1:{embedded.port}") as client:
-            yield client
-    finally:
-        await embedded.stop(0)
-
-
 def _show(console: Console, result: StepResult) -> None:
     console.print(result.observation, markup=False, highlight=False)
     status = f"step {result.step_index}  reward {result.reward:g}  score {result.score:g}"
@@ -80,7 +51,7 @@ def _show(console: Console, result: StepResult) -> None:
 async def _play(args: argparse.Namespace) -> int:
     console = Console()
     try:
-        async with _client_for(args.env, args.server, console) as client:
+        async with connect(args.server, [args.env], console) as client:
             async with client.episode(args.env, args.task, seed=args.seed, max_steps=args.max_steps) as ep:
                 console.rule(f"{args.env} task {ep.task_id} (episode {ep.episode_id})")
                 console.print(ep.instruction, markup=False, highlight=False)
