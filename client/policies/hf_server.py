@@ -137,9 +137,7 @@ class PolicyServer:
                 400, f"fields SGLang does not define: request {unknown}, sampling_params {unknown_params}"
             )
         ids = body.get("input_ids")
-        if (
-            isinstance(ids, list) and ids and isinstance(ids[0], list)
-        ):  # the batch form: one reply each, in order
+        if isinstance(ids, list) and ids and isinstance(ids[0], list):  # the batch form: replies in order
             rids = body.get("rid")
             rids = rids if isinstance(rids, list) and len(rids) == len(ids) else [None] * len(ids)
             replies = await asyncio.gather(

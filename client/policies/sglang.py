@@ -139,13 +139,9 @@ class SGLangPolicy(Policy):
         rid = f"{episode.episode_id}-{next(self._rids)}"
         self.in_flight[url] += 1
         try:
-            if self.max_batch == 1:
-                reply = await self._generate(url, [(rid, conversation.input_ids)])
-                reply = reply[0]
-            else:
-                future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-                self._enqueue(url, rid, conversation.input_ids, future)
-                reply = await future
+            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self._enqueue(url, rid, conversation.input_ids, future)  # max_batch=1: sent at once
+            reply = await future
         finally:
             self.in_flight[url] -= 1
         turn = parse_generate_reply(reply, url)

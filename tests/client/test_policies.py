@@ -105,6 +105,26 @@ async def test_hf_reload_changes_the_weight_version(hf: HFPolicy, tiny_model: st
         await hf.reload("/nonexistent/model")
 
 
+async def test_sglang_policy_unbatched_sends_one_request_per_turn(
+    server: Server, policy_servers: list[PolicyServer]
+) -> None:
+    policy = SGLangPolicy(f"http://127.0.0.1:{policy_servers[0].port}", sampling=SAMPLING, max_batch=1)
+    await policy.start()
+    try:
+        async with EnvClient(f"127.0.0.1:{server.port}") as client:
+            import asyncio
+
+            records = await asyncio.gather(
+                *(run_episode(client, policy, EpisodeSpec("maze", i), max_rounds=2) for i in range(4))
+            )
+    finally:
+        await policy.close()
+    turns = sum(r["rounds"] for r in records)
+    assert turns and policy.http_requests == turns
+    sent = [b for b in policy_servers[0].requests if "input_ids" in b]
+    assert sent and all(isinstance(b["rid"], str) for b in sent)  # the single form, never a list
+
+
 async def test_sglang_policy_token_in_token_out(
     server: Server, hf: HFPolicy, policy_servers: list[PolicyServer]
 ) -> None:
