@@ -13,12 +13,12 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from agentgym.client.envclient import EnvClient, Episode
 from agentgym.client.policies.base import Policy
 from agentgym.client.policies.chat import Conversation
 from agentgym.client.types import StepResult
+from agentgym.core.trajectory import Trajectory, Turn, make_record_id
 
 _ACTION = re.compile(r"Action\s*:", re.IGNORECASE)
 
@@ -48,7 +48,7 @@ class EpisodeSpec:
 
     @property
     def record_id(self) -> str:
-        return self.item_id if self.sample == 0 else f"{self.item_id}#{self.sample}"
+        return make_record_id(self.item_id, self.sample)
 
 
 @dataclass
@@ -69,8 +69,8 @@ async def run_episode(
     max_rounds: int | None = None,
     max_context_tokens: int | None = None,
     max_action_bytes: int | None = None,
-) -> dict[str, Any]:
-    """Play one episode and return its trajectory record (see `trajectory.py` for the fields)."""
+) -> Trajectory:
+    """Play one episode and return its trajectory."""
     started = time.time()
     t = time.perf_counter()
     async with client.episode(spec.env, spec.task_id, seed=spec.seed, max_steps=max_rounds or 0) as ep:
@@ -109,32 +109,29 @@ async def _play(
             return p
 
 
-def _record(spec: EpisodeSpec, ep: Episode, p: _Played, policy: Policy, started: float) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "item_id": spec.item_id,
-        "conversations": p.conv.messages,
-        "reward": p.last.score,
-        "success": int(p.last.success),
-        "env": spec.env,
-        "task_id": spec.task_id,
-        "seed": ep.seed,
-        "sample": spec.sample,
-        "rounds": p.rounds,
-        "finish": p.finish,
-        "policy": policy.name,
-        "timing": {
+def _record(spec: EpisodeSpec, ep: Episode, p: _Played, policy: Policy, started: float) -> Trajectory:
+    tokens = p.conv.chat is not None and bool(p.conv.input_ids)
+    return Trajectory(
+        item_id=spec.item_id,
+        conversations=[Turn(m["from"], m["value"], m["loss"]) for m in p.conv.messages],
+        reward=float(p.last.score),
+        success=bool(p.last.success),
+        env=spec.env,
+        task_id=spec.task_id,
+        seed=ep.seed,
+        sample=spec.sample,
+        rounds=p.rounds,
+        finish=p.finish,
+        policy=policy.name,
+        tokenizer=p.conv.chat.fingerprint if tokens and p.conv.chat is not None else None,
+        input_ids=p.conv.input_ids if tokens else None,
+        loss_mask=p.conv.loss_mask if tokens else None,
+        logprobs=p.conv.logprobs if tokens else None,
+        weight_versions=list(dict.fromkeys(p.conv.weight_versions)),
+        timing={
             "start": started,
             "duration_s": round(time.time() - started, 4),
             "policy_s": round(p.policy_s, 4),
             "env_s": round(p.env_s, 4),
         },
-    }
-    if p.conv.chat is not None:
-        record["tokenizer"] = p.conv.chat.fingerprint
-        record["input_ids"] = p.conv.input_ids
-        record["loss_mask"] = p.conv.loss_mask
-        record["logprobs"] = p.conv.logprobs
-    if p.conv.weight_versions:
-        versions = sorted(set(p.conv.weight_versions))
-        record["weight_version"] = versions[0] if len(versions) == 1 else versions
-    return record
+    )

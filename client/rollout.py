@@ -37,20 +37,24 @@ from agentgym.client.envclient import EnvClient
 from agentgym.client.errors import AgentGymError, Cancelled, Unavailable
 from agentgym.client.policies.base import Policy, PolicyError
 from agentgym.client.react import EpisodeSpec, run_episode
-from agentgym.client.trajectory import JsonlWriter, read_jsonl, record_id
 from agentgym.client.types import EnvInfo
+from agentgym.core.trajectory import JsonlWriter, Trajectory, read_trajectories
 
 log = logging.getLogger(__name__)
 
 
 class Sink(Protocol):
-    """Where finished trajectories go."""
+    """Where finished trajectories (and failed episodes' reports) go."""
 
-    def done_ids(self) -> set[str]:
+    async def done_ids(self) -> set[str]:
         """Record ids already stored (skipped when a run resumes)."""
         ...
 
-    async def write(self, record: dict[str, Any]) -> None: ...
+    async def write(self, trajectory: Trajectory) -> None: ...
+
+    async def failed(self, report: dict[str, Any]) -> None:
+        """An episode that failed: {item_id, sample, env, task_id, error, time}."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -64,18 +68,18 @@ class FileSink:
 
     def __init__(self, path: str | Path, fsync_every: int = 0) -> None:
         self.path = Path(path)
-        self.existing = {record_id(r) for r in read_jsonl(self.path)} if self.path.exists() else set()
+        self.existing = {t.record_id for t in read_trajectories(self.path)} if self.path.exists() else set()
         self.writer = JsonlWriter(self.path, fsync_every)
         self.errors = JsonlWriter(self.path.with_name(self.path.stem + ".errors.jsonl"), fsync_every=0)
 
-    def done_ids(self) -> set[str]:
+    async def done_ids(self) -> set[str]:
         return set(self.existing)
 
-    async def write(self, record: dict[str, Any]) -> None:
-        if "error" in record:
-            self.errors.write(record)
-        else:
-            self.writer.write(record)
+    async def write(self, trajectory: Trajectory) -> None:
+        self.writer.write(trajectory)
+
+    async def failed(self, report: dict[str, Any]) -> None:
+        self.errors.write(report)
 
     async def close(self) -> None:
         self.writer.close()
@@ -149,7 +153,7 @@ class Rollout:
         t0 = self._t0 = time.perf_counter()
         done: set[str] = set()
         for sink in self.sinks:
-            done |= sink.done_ids()
+            done |= await sink.done_ids()
         todo = [s for s in specs if s.record_id not in done]
         ids = [s.record_id for s in todo]
         if len(ids) != len(set(ids)):
@@ -211,7 +215,7 @@ class Rollout:
         for attempt in range(cfg.retries + 1):
             try:
                 async with asyncio.timeout(cfg.episode_timeout_s):
-                    record = await run_episode(
+                    trajectory = await run_episode(
                         self.client,
                         self.policy,
                         spec,
@@ -234,23 +238,23 @@ class Rollout:
                 break
             else:
                 error = None
-                await self._finished(spec, record)
+                await self._finished(spec, trajectory)
                 break
         if error is not None:
             await self._failed(spec, error)
 
-    async def _finished(self, spec: EpisodeSpec, record: dict[str, Any]) -> None:
+    async def _finished(self, spec: EpisodeSpec, t: Trajectory) -> None:
         for sink in self.sinks:
-            await sink.write(record)
+            await sink.write(t)
         s = self.summary
         s.finished += 1
-        s.steps += record["rounds"]
-        s.completion_tokens += sum(record.get("loss_mask", ())) or record.get("completion_tokens", 0)
+        s.steps += t.rounds or 0
+        s.completion_tokens += sum(t.loss_mask or ())
         c = self._stats.setdefault(spec.env, Counter())
         c["episodes"] += 1
-        c["success"] += record["success"]
-        c["rounds"] += record["rounds"]
-        self._reward[spec.env] = self._reward.get(spec.env, 0.0) + float(record["reward"])
+        c["success"] += bool(t.success)
+        c["rounds"] += t.rounds or 0
+        self._reward[spec.env] = self._reward.get(spec.env, 0.0) + (t.reward or 0.0)
 
     async def _failed(self, spec: EpisodeSpec, error: BaseException) -> None:
         s = self.summary
@@ -259,7 +263,7 @@ class Rollout:
         s.errors[kind] += 1
         self._stats.setdefault(spec.env, Counter())["failed"] += 1
         log.warning("episode failed", extra={"item_id": spec.record_id, "error": f"{kind}: {error}"})
-        record = {
+        report = {
             "item_id": spec.item_id,
             "sample": spec.sample,
             "env": spec.env,
@@ -268,7 +272,7 @@ class Rollout:
             "time": time.time(),
         }
         for sink in self.sinks:
-            await sink.write(record)
+            await sink.failed(report)
         budget = self.config.max_failures
         if budget is not None and s.failed > budget and not self._stop.is_set():
             s.stopped = f"failure budget spent: {s.failed} failed episodes (max_failures={budget}); last: {kind}: {error}"

@@ -25,6 +25,7 @@ record) are logged as they come and reported by `close()` too.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import deque
@@ -35,13 +36,13 @@ import grpc
 
 from agentgym.client.envclient import channel_options
 from agentgym.client.errors import AgentGymError
-from agentgym.client.trajectory import to_proto
+from agentgym.core.rpc import stub
+from agentgym.core.trajectory import Trajectory
 from agentgym.v1 import trajectory_pb2 as tpb
 
 log = logging.getLogger(__name__)
 
-_PUSH = "/agentgym.v1.TrajectoryService/Push"
-_LIST_IDS = "/agentgym.v1.TrajectoryService/ListIds"
+SERVICE = tpb.DESCRIPTOR.services_by_name["TrajectoryService"]
 _CODES = {c.value[0]: c for c in grpc.StatusCode}
 
 
@@ -94,24 +95,18 @@ class GrpcSink:
         self._task: asyncio.Task[None] | None = None
 
     # --- Sink -------------------------------------------------------------------------------------
-    def done_ids(self) -> set[str]:
+    async def done_ids(self) -> set[str]:
         """Record ids the trainer holds for this sink's iteration (see the module docstring)."""
         if not self.resume:
             return set()
         wanted = tpb.TrajectoryFilter(iteration=-1 if self.iteration is None else self.iteration)
         ids: set[str] = set()
         try:
-            # A blocking call, made once before the run starts; a sync channel keeps it independent
-            # of the event loop it is called from.
-            with grpc.insecure_channel(self.address, options=channel_options(self.max_message_bytes)) as ch:
-                call = ch.unary_stream(
-                    _LIST_IDS,
-                    request_serializer=tpb.ListIdsRequest.SerializeToString,
-                    response_deserializer=tpb.ListIdsResponse.FromString,
-                )
-                for chunk in call(tpb.ListIdsRequest(filter=wanted), timeout=self.list_timeout_s):
+            async with grpc.aio.insecure_channel(self.address, options=channel_options(self.max_message_bytes)) as ch:
+                async for chunk in stub(ch, SERVICE, "ListIds")(tpb.ListIdsRequest(filter=wanted),
+                                                                 timeout=self.list_timeout_s):  # fmt: skip
                     ids.update(chunk.record_ids)
-        except grpc.RpcError as exc:
+        except grpc.aio.AioRpcError as exc:
             log.warning(
                 "could not ask the trainer which trajectories it holds: none skipped on its account",
                 extra={"address": self.address, "error": f"{exc.code().name}: {exc.details()}"},  # type: ignore[attr-defined]
@@ -119,16 +114,17 @@ class GrpcSink:
             return set()
         return ids
 
-    async def write(self, record: dict[str, Any]) -> None:
-        if "error" in record:
-            return  # a failed episode: no trajectory to train on
+    async def failed(self, report: dict[str, Any]) -> None:
+        """A failed episode: no trajectory to train on (the --out file's errors file keeps it)."""
+
+    async def write(self, trajectory: Trajectory) -> None:
         if self._closing:
             raise SinkError(
                 f"write after close (sink to the trainer at {self.address})", address=self.address
             )
-        if self.iteration is not None and "iteration" not in record:
-            record = {**record, "iteration": self.iteration}
-        msg = to_proto(record)
+        if self.iteration is not None and trajectory.iteration is None:
+            trajectory = dataclasses.replace(trajectory, iteration=self.iteration)
+        msg = trajectory.to_proto()
         wake, acked = self._start()
         while len(self._unacked) >= self.max_unacked:
             self._check_alive()
@@ -218,7 +214,7 @@ class GrpcSink:
                     return
                 self._wake.clear()
                 await self._wake.wait()
-            call = self._channel.stream_stream(_PUSH)()
+            call = stub(self._channel, SERVICE, "Push", raw=True)()
             self._send = deque(sorted(self._unacked))  # oldest first, then whatever is written next
             if outage:
                 self.reconnects += 1
@@ -277,10 +273,9 @@ class GrpcSink:
     async def _reader(self, call: grpc.aio.StreamStreamCall) -> None:
         assert self._wake is not None and self._acked is not None
         while True:
-            raw = await call.read()
-            if raw is grpc.aio.EOF:
+            resp = await call.read()
+            if resp is grpc.aio.EOF:
                 return
-            resp = tpb.PushResponse.FromString(raw)
             kind = resp.WhichOneof("result")
             if kind == "error" and resp.error.code == grpc.StatusCode.UNAVAILABLE.value[0]:
                 raise _Transient(f"UNAVAILABLE: {resp.error.message}")

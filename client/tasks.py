@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from agentgym.client.react import EpisodeSpec
-from agentgym.client.trajectory import read_agenttraj, split_item_id
 from agentgym.client.types import EnvInfo
+from agentgym.core.trajectory import TrajectoryError, read_items, split_item_id
 
 
 class TaskSpecError(ValueError):
@@ -54,8 +54,17 @@ def select_tasks(info: EnvInfo, spec: str | None = None, default_split: str | No
 def tasks_from_item_file(path: str | Path) -> list[EpisodeSpec]:
     """Episodes named by an AgentEval/AgentTraj file's item_ids (in file order, duplicates dropped)."""
     specs: dict[str, EpisodeSpec] = {}
-    for record in read_agenttraj(path):
-        env, task_id = split_item_id(record["item_id"])
+    for where, item in read_items(path):
+        if (
+            isinstance(item, TrajectoryError)
+            or type(item) is not dict
+            or type(item.get("item_id")) is not str
+        ):
+            raise TaskSpecError(f"{where}: not an item with an item_id ({item})")
+        try:
+            env, task_id = split_item_id(item["item_id"])
+        except TrajectoryError as exc:
+            raise TaskSpecError(f"{where}: {exc}") from None
         spec = EpisodeSpec(env, task_id)
         specs.setdefault(spec.record_id, spec)
     return list(specs.values())

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from agentgym.core.envinfo import EnvInfo
 from agentgym.v1 import env_pb2 as pb
+
+__all__ = ["EnvInfo", "ServerStatus", "StepResult"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,49 +39,6 @@ class StepResult:
             m.step_index,
             tuple(m.available_actions),
             dict(m.info),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class EnvInfo:
-    """What a server says about one env it hosts (EnvSpec)."""
-
-    name: str
-    description: str
-    task_count: int
-    splits: dict[str, list[range]]
-    instruction: str
-    action_format: str
-    max_rounds: int
-    has_expert: bool
-    max_episodes: int
-    live_episodes: int
-    success_threshold: float
-
-    def tasks(self, split: str | None = None) -> list[int]:
-        """Task ids of a split (all ids when split is None)."""
-        if split is None:
-            return list(range(self.task_count))
-        if split not in self.splits:
-            raise KeyError(
-                f"env {self.name!r} has no split {split!r}; it has: {', '.join(self.splits) or 'none'}"
-            )
-        return sorted({i for r in self.splits[split] for i in r})
-
-    @classmethod
-    def from_pb(cls, m: pb.EnvSpec) -> EnvInfo:
-        return cls(
-            name=m.name,
-            description=m.description,
-            task_count=m.task_count,
-            splits={s.name: [range(r.start, r.end) for r in s.ranges] for s in m.splits},
-            instruction=m.instruction,
-            action_format=m.action_format,
-            max_rounds=m.max_rounds,
-            has_expert=m.has_expert,
-            max_episodes=m.max_episodes,
-            live_episodes=m.live_episodes,
-            success_threshold=m.success_threshold,
         )
 
 

@@ -142,7 +142,7 @@ async def serve_forever(config: ServerConfig, reuse_port: bool = False) -> None:
 
 
 def _run_worker(config: ServerConfig, log_config: dict[str, object]) -> None:
-    from agentgym.client.logs import configure_logging
+    from agentgym.core.logs import configure_logging
 
     configure_logging(**log_config)  # type: ignore[arg-type]
     _run(config, reuse_port=True)

@@ -26,8 +26,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentgym.core.chat import ChatTokens, eos_token_ids
+from agentgym.core.trajectory import ReadReport
 from agentgym.trainer import dist as distributed
-from agentgym.trainer.data import DataError, Example, batches, collate, load_records, tokenize_all
+from agentgym.trainer.data import (
+    DataError,
+    Example,
+    Source,
+    batches,
+    collate,
+    load_trajectories,
+    tokenize_all,
+)
 from agentgym.trainer.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -35,35 +45,35 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class BCConfig:
-    data: list[str]  # trajectory files, directories of them, or trajectory stores
-    out: str
-    model: str | None = None  # a model directory or hub id; or `init` to train from scratch
-    init: str | None = None  # "tiny" | "mini" | "small": a model built from a config (agentgym.trainer.tiny)
-    envs: list[str] | None = None  # only these envs' trajectories
-    min_reward: float | None = None  # only trajectories at or above this reward
-    epochs: float = 1.0
-    lr: float = 1e-5
-    min_lr_ratio: float = 0.1
-    warmup_ratio: float = 0.03
-    weight_decay: float = 0.0
+    data: list[str | dict[str, Any]]  # trajectory files, folders of them, stores; or Source dicts
+    out: str  # run folder: checkpoints/, final/, metrics.jsonl, result.json
+    model: str | None = None  # a model directory or hub id to fine-tune; or `init`
+    init: str | None = None  # "tiny" | "mini" | "small": a Llama built from a config, from scratch
+    query: dict[str, Any] = field(default_factory=dict)  # Query.of filter for plain `data` paths
+    strict: bool = False  # refuse (DataError) a bad record in a file instead of skipping it
+    epochs: float = 1.0  # passes over the data (fractions allowed)
+    lr: float = 1e-5  # peak learning rate (AdamW)
+    min_lr_ratio: float = 0.1  # the cosine schedule ends at lr * this
+    warmup_ratio: float = 0.03  # share of the steps spent warming up linearly
+    weight_decay: float = 0.0  # on matrices only (not norms or biases)
     max_length: int = 4096  # tokens per example (longer ones are cut)
     max_tokens: int = 16384  # padded tokens per micro-batch per device
-    grad_accum: int = 1
-    grad_clip: float = 1.0
-    bf16: bool | None = None  # None: on when training on CUDA
-    gradient_checkpointing: bool = False
-    fsdp: bool = False
-    save_every: int = 0  # steps between checkpoints (0: only at the end)
-    keep_checkpoints: int = 2
-    log_every: int = 10
-    seed: int = 0
-    resume: bool = True
-    progress: bool = True
-    tensorboard: bool = False
-    wandb_project: str | None = None
+    grad_accum: int = 1  # micro-batches per optimizer step
+    grad_clip: float = 1.0  # global gradient-norm clip (0: none)
+    bf16: bool | None = None  # bf16 autocast; None: on when training on CUDA
+    gradient_checkpointing: bool = False  # trade compute for activation memory
+    fsdp: bool = False  # shard the model (FSDP2) instead of DDP under torchrun
+    save_every: int = 0  # steps between checkpoints (0: only at the end); a rerun resumes from the last
+    keep_checkpoints: int = 2  # newest step checkpoints kept on disk
+    log_every: int = 10  # steps between metrics lines
+    seed: int = 0  # model init, data order and dropout
+    resume: bool = True  # continue from the newest checkpoint in `out`
+    progress: bool = True  # a progress bar on the terminal
+    tensorboard: bool = False  # also log to TensorBoard under `out`
+    wandb_project: str | None = None  # also log to Weights & Biases
     peak_tflops: float | None = None  # per device, for MFU; None: guessed from the GPU name
-    device: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    device: str | None = None  # None: cuda when available (the local rank's GPU), else cpu
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form, recorded in metrics
 
 
 @dataclass
@@ -77,7 +87,8 @@ class BCResult:
     data_stats: dict[str, int]
 
 
-def train(cfg: BCConfig, on_step: Callable[[int, float], None] | None = None) -> BCResult:
+def train(cfg: BCConfig, on_step: Callable[[int, int, float], None] | None = None) -> BCResult:
+    """Train as `cfg` says; `on_step(step, total_steps, loss)` after every optimizer step."""
     import torch
 
     d = distributed.setup(cfg.device)
@@ -88,7 +99,7 @@ def train(cfg: BCConfig, on_step: Callable[[int, float], None] | None = None) ->
 
 
 def _train(
-    cfg: BCConfig, d: distributed.Dist, torch: Any, on_step: Callable[[int, float], None] | None
+    cfg: BCConfig, d: distributed.Dist, torch: Any, on_step: Callable[[int, int, float], None] | None
 ) -> BCResult:
     out = Path(cfg.out)
     torch.manual_seed(cfg.seed)
@@ -98,9 +109,7 @@ def _train(
 
     # --- model and tokenizer -------------------------------------------------------------------
     model, tokenizer = _load_model(cfg, resume_from)
-    from agentgym.client.policies.chat import ChatTokens
-
-    chat = ChatTokens(tokenizer, _eos_ids(model, tokenizer))
+    chat = ChatTokens(tokenizer, eos_token_ids(model, tokenizer))
     model.to(d.device)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
@@ -108,8 +117,13 @@ def _train(
     n_params = sum(p.numel() for p in model.parameters())
 
     # --- data -------------------------------------------------------------------------------------
-    records = load_records(cfg.data, envs=set(cfg.envs) if cfg.envs else None, min_reward=cfg.min_reward)
+    read = ReadReport()
+    sources = [Source.of(item, cfg.query) for item in cfg.data]
+    records = load_trajectories(sources, strict=cfg.strict, report=read)
     examples, stats = tokenize_all(records, chat, chat.fingerprint, cfg.max_length)
+    stats["skipped"] = len(read.skipped)
+    if read.skipped and d.main:
+        log.warning("bad training records skipped", extra={"summary": read.summary()})
     if not examples:
         raise DataError(
             f"no training examples in {cfg.data} (records: {stats['records']}, without agent turns to learn: {stats['no_targets']})"
@@ -225,7 +239,7 @@ def _train(
             tps = tokens_seen * d.world / max(elapsed, 1e-9)
             progress.update(task, completed=step, loss=f"{step_loss:.4f}", tps=f"{tps:,.0f}")
             if on_step is not None:
-                on_step(step, step_loss)
+                on_step(step, total_steps, step_loss)
             if step % cfg.log_every == 0 or step == total_steps:
                 mfu = _mfu(tps, n_params, peak, d.world)
                 values: dict[str, float | int | str] = {
@@ -273,12 +287,6 @@ def _load_model(cfg: BCConfig, resume_from: Path | None) -> tuple[Any, Any]:
 
     model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
     return model, tokenizer
-
-
-def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
-    from agentgym.client.policies.hf import _eos_ids as policy_eos_ids
-
-    return policy_eos_ids(model, tokenizer)
 
 
 def _epoch_batches(

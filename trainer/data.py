@@ -1,7 +1,12 @@
-"""Training data: trajectory records -> token ids and loss masks -> length-bucketed batches.
+"""Training data: trajectories -> token ids and loss masks -> length-bucketed batches.
+
+Where trajectories come from (`Source`): AgentTraj / JSON Lines files, folders of them, and
+trajectory stores; each source is read through one `Query` (agentgym.trainer.store), so a filter
+means the same on a file as on the store. A bad record in a file (not JSON, a conversation that
+does not alternate, ...) is skipped, counted and reported by item id; `strict=True` refuses it.
 
 Loss goes on agent turns only, and only where the record says so:
-- a record with token fields (`input_ids`, `loss_mask`) made with the same tokenizer (its
+- a trajectory with token fields (`input_ids`, `loss_mask`) made with the same tokenizer (its
   `tokenizer` fingerprint matches) is used as it is: exactly what the policy saw and produced;
 - otherwise the conversation is tokenized with the model's own chat template, turn by turn,
   with loss on `gpt` turns whose `loss` flag is true (AgentTraj's convention: the instruction,
@@ -14,18 +19,36 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentgym.client.policies.chat import ChatTokens
-from agentgym.client.trajectory import read_agenttraj, record_id
+from agentgym.core.chat import ChatTokens
+from agentgym.core.trajectory import ReadReport, Trajectory, TrajectoryError, Turn, read_trajectories
+from agentgym.trainer.store import MARKER, Query, TrajectoryStore
 
 log = logging.getLogger(__name__)
 
 
 class DataError(ValueError):
     pass
+
+
+@dataclass
+class Source:
+    """Trajectories to train on: a file, a folder of .json/.jsonl files, or a trajectory store,
+    filtered by `query` (keyword arguments of Query.of; empty: everything)."""
+
+    path: str
+    query: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, value: str | dict[str, Any] | Source, query: dict[str, Any] | None = None) -> Source:
+        if isinstance(value, Source):
+            return value
+        if isinstance(value, dict):
+            return cls(str(value["path"]), dict(value.get("query") or {}))
+        return cls(str(value), dict(query or {}))
 
 
 @dataclass
@@ -40,78 +63,73 @@ class Example:
         return sum(self.loss_mask)
 
 
-def load_records(
-    sources: Iterable[str | Path],
+def load_trajectories(
+    sources: Iterable[str | dict[str, Any] | Source],
     *,
-    envs: set[str] | None = None,
-    min_reward: float | None = None,
-    iteration: int | None = None,
-) -> Iterator[dict[str, Any]]:
-    """Records from AgentTraj/AgentEval/JSONL files, directories of them, or trajectory stores."""
-    for source in sources:
-        path = Path(source)
+    strict: bool = False,
+    report: ReadReport | None = None,
+) -> Iterator[Trajectory]:
+    """Trajectories of every source, each filtered by its query, streamed (a store is read one
+    trajectory at a time). Bad file records are skipped into `report` (or raise with `strict`)."""
+    report = report if report is not None else ReadReport()
+    for item in sources:
+        source = Source.of(item)
+        path = Path(source.path)
+        try:
+            query = Query.of(**source.query)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"bad filter for {source.path}: {exc}") from None
         if not path.exists():
-            raise DataError(f"training data {source} does not exist")
-        if path.is_dir() and (path / "STORE").exists():
-            from agentgym.trainer.store import Query, TrajectoryStore
-
+            raise DataError(f"training data {source.path} does not exist")
+        if path.is_dir() and (path / MARKER).exists():
             with TrajectoryStore.open(path, readonly=True) as store:
-                yield from store.records(Query.of(env=envs, min_reward=min_reward, iteration=iteration))
+                for t in store.records(query):
+                    report.read += 1
+                    yield t
             continue
         files = (
             sorted(p for p in path.rglob("*") if p.suffix in (".json", ".jsonl")) if path.is_dir() else [path]
         )
         for f in files:
-            for record in read_agenttraj(f):
-                if not record.get("conversations"):
-                    continue  # AgentEval items carry no conversation
-                if envs is not None and record.get("env", record["item_id"].rpartition("_")[0]) not in envs:
-                    continue
-                if min_reward is not None and float(record.get("reward", 0.0)) < min_reward:
-                    continue
-                if iteration is not None and record.get("iteration") != iteration:
-                    continue
-                yield record
+            try:
+                for t in read_trajectories(f, strict=strict, report=report):
+                    if query.matches(t):
+                        yield t
+            except TrajectoryError as exc:
+                raise DataError(str(exc)) from None
 
 
-def conversation_tokens(chat: ChatTokens, messages: list[dict[str, Any]]) -> tuple[list[int], list[int]]:
-    """Token ids and loss mask of an AgentTraj conversation, framed by the chat template exactly as
-    the policies frame a live conversation (so training and acting see the same tokens)."""
-    if not messages or messages[0]["from"] != "human":
-        raise DataError("a conversation must start with a human turn")
+def conversation_tokens(chat: ChatTokens, turns: list[Turn]) -> tuple[list[int], list[int]]:
+    """Token ids and loss mask of a (valid: see Trajectory.validate) conversation, framed by the
+    chat template exactly as the policies frame a live conversation (so training and acting see
+    the same tokens). A leading system turn goes into the first prompt."""
+    system = [{"role": "system", "content": turns[0].value}] if turns[0].role == "system" else []
     ids: list[int] = []
     mask: list[int] = []
     first = True
-    prev = None
-    for m in messages:
-        role = m["from"]
-        if role == "system":
-            raise DataError("system turns are not supported in AgentTraj conversations")
-        if role == prev:
-            raise DataError(f"two {role} turns in a row: AgentTraj conversations alternate human and gpt")
-        if role == "human":
+    for t in turns[len(system) :]:
+        if t.role == "human":
             part = (
-                chat.initial([{"role": "user", "content": m["value"]}])
+                chat.initial([*system, {"role": "user", "content": t.value}])
                 if first
-                else chat.env_turn(m["value"])
+                else chat.env_turn(t.value)
             )
             ids += part
             mask += [0] * len(part)
         else:
-            part = [*chat.encode(m["value"]), chat.eos]
+            part = [*chat.encode(t.value), chat.eos]
             ids += part
-            mask += [1 if m.get("loss") else 0] * len(part)
+            mask += [1 if t.loss else 0] * len(part)
         first = False
-        prev = role
     return ids, mask
 
 
-def tokenize(record: dict[str, Any], chat: ChatTokens, fingerprint: str, max_length: int) -> Example | None:
-    """The record as a training example, or None when it has nothing to train on."""
-    if "input_ids" in record and record.get("tokenizer") == fingerprint:
-        ids, mask = list(record["input_ids"]), [int(bool(m)) for m in record["loss_mask"]]
+def tokenize(t: Trajectory, chat: ChatTokens, fingerprint: str, max_length: int) -> Example | None:
+    """The trajectory as a training example, or None when it has nothing to train on."""
+    if t.input_ids is not None and t.loss_mask is not None and t.tokenizer == fingerprint:
+        ids, mask = list(t.input_ids), list(t.loss_mask)
     else:
-        ids, mask = conversation_tokens(chat, record["conversations"])
+        ids, mask = conversation_tokens(chat, t.conversations)
     # Tokens after the last target teach nothing: drop them.
     last = max((i for i, m in enumerate(mask) if m), default=-1)
     if last < 0:
@@ -122,11 +140,11 @@ def tokenize(record: dict[str, Any], chat: ChatTokens, fingerprint: str, max_len
         ids, mask = ids[:max_length], mask[:max_length]
         if not any(mask):
             return None
-    return Example(ids, mask, record_id(record), truncated)
+    return Example(ids, mask, t.record_id, truncated)
 
 
 def tokenize_all(
-    records: Iterable[dict[str, Any]], chat: ChatTokens, fingerprint: str, max_length: int
+    records: Iterable[Trajectory], chat: ChatTokens, fingerprint: str, max_length: int
 ) -> tuple[list[Example], dict[str, int]]:
     examples: list[Example] = []
     stats = {"records": 0, "examples": 0, "no_targets": 0, "truncated": 0, "tokens": 0, "targets": 0}

@@ -1,311 +1,296 @@
-"""AgentEvol (Xi et al., 2024): explore, filter by reward, learn from the base model, reload.
+"""AgentEvol (Xi et al., 2024) as a trainer job: explore, filter, learn from base, publish, evaluate.
 
-    agentgym train evol --base init:small --bc-data runs/expert.jsonl --envs maze,wordle --iterations 2 --out runs/evol
+    agentgym trainer submit evol --envs maze --base init:mini --bc-store iteration=-1 \\
+        --policy-url http://127.0.0.1:30000 --env-server 127.0.0.1:50051 --iterations 2
 
-Iteration k, reading top to bottom of `run`:
-1. explore: the current agent plays tasks from each env's train split, sampling (temperature > 0),
-   through the rollout engine; with dynamic sampling each env's share of the episodes follows its
-   difficulty for the agent (1 - success rate at the last evaluation, plus a floor), uniform
-   otherwise (the paper's ablation);
-2. filter: keep trajectories whose reward reaches the env's success threshold (1.0 for 0/1 envs,
-   100 for SciWorld; the paper's 0.99 and 99);
-3. learn: fine-tune the *base* model on the original data plus everything kept so far;
-4. reload: load the new weights into the policy (the in-process hf policy, or SGLang servers via
-   /update_weights_from_disk);
-5. evaluate on held-out tasks (greedy) and write a report row: per-env success before and after,
-   explored and kept counts, loss. The report is a JSON and Markdown table plus a PNG plot.
-Iteration 0 is behaviour cloning from the base model when no --agent is given. Every step writes
-its results under --out; rerunning resumes where a run stopped.
+Reading `run_evol` top to bottom, every step a `JobContext.step` (done once, resumable):
+0. the starting agent: `--agent`, or behaviour cloning from the base model on the original data;
+   it is published to the policy servers as "<job>.iter-0" and evaluated;
+then for iteration k = 1..N:
+1. explore: rollout workers play tasks of each env's train split with sampling (temperature > 0)
+   against the policy servers; each env's share follows its difficulty for the agent (1 - success
+   at the last evaluation, with a floor: dynamic sampling), or is equal (`uniform`, the paper's
+   ablation). Every trajectory streams into the store tagged with iteration k and the weight
+   version that produced it;
+2. filter: a store query per env: iteration k, produced by version "<job>.iter-(k-1)", reward at
+   least the env's success threshold (1.0 for 0/1 envs, 100 for SciWorld; the paper's 0.99, 99);
+3. learn: behaviour cloning from the *base* model on the original data plus every iteration's
+   filtered trajectories so far, in a child process (trainer/learn.py);
+4. publish: every policy server loads the new weights as "<job>.iter-k" (all or none);
+5. evaluate: greedy rollouts on held-out tasks; a report row (success before and after, explored
+   and kept per env, loss) goes to report.json, report.md and report.png in the job's folder.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from agentgym.client.envclient import EnvClient
-from agentgym.client.policies import Policy, Sampling, make_policy
-from agentgym.client.rollout import FileSink, Rollout, RolloutConfig
-from agentgym.client.tasks import expand
-from agentgym.client.trajectory import read_jsonl
-from agentgym.client.types import EnvInfo
-from agentgym.trainer.bc import BCConfig, BCResult
-from agentgym.trainer.bc import train as train_bc
+from agentgym.core.envinfo import EnvInfo, list_envs
+from agentgym.trainer.jobs import JobContext, JobError
+from agentgym.trainer.specs import EvolSpec
+from agentgym.trainer.store import Query
+from agentgym.v1 import trainer_pb2 as rpb
 
-log = logging.getLogger(__name__)
-
-
-@dataclass
-class EvolConfig:
-    envs: list[str]
-    bc_data: list[str]  # the original (expert/BC) trajectories
-    out: str
-    base: str  # base model: a directory/hub id, or "init:tiny" / "init:small" (from scratch)
-    agent: str | None = None  # starting agent (a BC checkpoint); None: train it first (iteration 0)
-    iterations: int = 1
-    explore_episodes: int = 400  # per iteration, shared between envs
-    samples_per_task: int = 1
-    explore_temperature: float = 0.7
-    explore_split: str = "train"
-    eval_split: str = "test"
-    eval_tasks: int = 50  # per env
-    uniform: bool = False  # the ablation: equal shares instead of dynamic sampling
-    share_floor: float = 0.1
-    policy: str = "hf"  # hf (in-process) or sglang (remote servers, reloaded over HTTP)
-    policy_url: str | None = None
-    max_new_tokens: int = 128
-    max_context_tokens: int | None = None
-    concurrency: int = 64
-    seed: int = 0
-    bc: dict[str, Any] = field(default_factory=dict)  # BCConfig fields for every learn step (lr, epochs, ...)
-    progress: bool = True
+# Reward at or above the env's success threshold minus this counts as a success (the paper's
+# 0.99 for a threshold of 1, 99 for 100).
+THRESHOLD_SLACK = 0.01
 
 
 @dataclass
 class IterationReport:
     iteration: int
     model: str
+    weight_version: str
     success_before: dict[str, float]
     success_after: dict[str, float]
     explored: dict[str, int]
     kept: dict[str, int]
+    stale: int  # explored by another weight version than the one published (not kept)
     kept_total: int
     train_examples: int
     loss_first: float
     loss_last: float
 
 
-class AgentEvol:
-    def __init__(self, cfg: EvolConfig, client: EnvClient) -> None:
-        self.cfg = cfg
-        self.client = client
-        self.out = Path(cfg.out)
-        self.infos: dict[str, EnvInfo] = {}
-        self.policy: Policy | None = None
+async def run_evol(ctx: JobContext, spec: EvolSpec) -> dict[str, Any]:
+    try:
+        hosted = await list_envs(spec.env_servers)
+    except ConnectionError as exc:
+        raise JobError(str(exc)) from None
+    missing = [e for e in spec.envs if e not in hosted]
+    if missing:
+        raise JobError(f"no env server hosts {missing}; hosted: {', '.join(sorted(hosted))}")
+    infos = {e: hosted[e] for e in spec.envs}
+    urls = spec.policy_urls
 
-    # --- the loop ------------------------------------------------------------------------------------
-    async def run(self) -> list[IterationReport]:
-        cfg = self.cfg
-        self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
-        hosted = await self.client.envs()
-        missing = [e for e in cfg.envs if e not in hosted]
-        if missing:
-            raise ValueError(f"no env server hosts {missing}; hosted: {', '.join(sorted(hosted))}")
-        self.infos = {e: hosted[e] for e in cfg.envs}
-        agent = cfg.agent or (await self._learn(0, kept_files=[]))[0]
-        reports: list[IterationReport] = [r for r in self._load_reports() if r.iteration <= cfg.iterations]
-        await self._start_policy(agent)
-        try:
-            before = await self._evaluate(
-                agent, tag="agent-0" if not reports else f"iter-{reports[-1].iteration}"
-            )
-            for k in range(len(reports) + 1, cfg.iterations + 1):
-                explored, kept = await self._explore(k, before)
-                kept_files = [self.out / f"iter-{i}" / "kept.jsonl" for i in range(1, k + 1)]
-                path, result = await self._learn(k, kept_files)
-                await self._reload(path, k)
-                after = await self._evaluate(path, tag=f"iter-{k}")
-                reports.append(
-                    IterationReport(
-                        k,
-                        path,
-                        before,
-                        after,
-                        explored,
-                        kept,
-                        sum(_count(f) for f in kept_files),
-                        result.data_stats.get("examples", 0),
-                        result.first_loss,
-                        result.last_loss,
-                    )
-                )
-                self._write_report(reports)
-                before = after
-        finally:
-            if self.policy is not None:
-                await self.policy.close()
-        self._write_report(reports)
-        return reports
+    def version(k: int) -> str:
+        return f"{ctx.job.id}.iter-{k}"
 
-    # --- steps ---------------------------------------------------------------------------------------
-    def _shares(self, success: dict[str, float]) -> dict[str, int]:
-        """Episodes per env: equal, or following each env's difficulty for the current agent."""
-        cfg = self.cfg
-        if cfg.uniform:
-            weights = dict.fromkeys(cfg.envs, 1.0)
-        else:
-            weights = {e: max(cfg.share_floor, 1.0 - success.get(e, 0.0)) for e in cfg.envs}
-        total = sum(weights.values())
-        return {e: max(1, round(cfg.explore_episodes * w / total)) for e, w in weights.items()}
-
-    async def _explore(self, k: int, success: dict[str, float]) -> tuple[dict[str, int], dict[str, int]]:
-        cfg = self.cfg
-        folder = self.out / f"iter-{k}"
-        folder.mkdir(parents=True, exist_ok=True)
-        shares = self._shares(success)
-        rng = random.Random(cfg.seed * 7919 + k)
-        chosen: dict[str, list[int]] = {}
-        for env, n in shares.items():
-            pool = (
-                self.infos[env].tasks(cfg.explore_split)
-                if cfg.explore_split in self.infos[env].splits
-                else self.infos[env].tasks()
-            )
-            tasks = max(1, n // cfg.samples_per_task)
-            chosen[env] = sorted(rng.sample(pool, min(tasks, len(pool))))
-        specs = expand(chosen, samples=cfg.samples_per_task)
-        explore_file = folder / "explore.jsonl"
-        sampling = Sampling(cfg.explore_temperature, 1.0, cfg.max_new_tokens)
-        assert self.policy is not None
-        self._set_sampling(sampling)
-        summary = await Rollout(
-            self.client, self.policy, self._rollout_config(), [FileSink(explore_file)]
-        ).run(specs)
-        log.info(
-            "explored",
-            extra={"iteration": k, "shares": shares, "finished": summary.finished, "failed": summary.failed},
-        )
-        # Filter: keep what reached the env's success threshold (the paper's 0.99 / 99).
-        explored: dict[str, int] = dict.fromkeys(cfg.envs, 0)
-        kept: dict[str, int] = dict.fromkeys(cfg.envs, 0)
-        kept_file = folder / "kept.jsonl.tmp"
-        with kept_file.open("w") as f:
-            for record in read_jsonl(explore_file):
-                env = record["env"]
-                explored[env] += 1
-                if float(record["reward"]) >= self.infos[env].success_threshold - 0.01:
-                    record["iteration"] = k
-                    f.write(json.dumps(record) + "\n")
-                    kept[env] += 1
-        kept_file.replace(folder / "kept.jsonl")
-        return explored, kept
-
-    async def _learn(self, k: int, kept_files: list[Path]) -> tuple[str, BCResult]:
-        """Fine-tune the base model on the original data plus every kept trajectory so far."""
-        cfg = self.cfg
-        folder = self.out / ("agent-0" if k == 0 else f"iter-{k}") / "model"
-        init = cfg.base[len("init:") :] if cfg.base.startswith("init:") else None
-        bc = BCConfig(
-            data=[*cfg.bc_data, *(str(f) for f in kept_files if f.exists() and f.stat().st_size)],
-            out=str(folder),
-            model=None if init else cfg.base,
-            init=init,
-            seed=cfg.seed,
-            progress=cfg.progress,
-            **cfg.bc,
-        )
-        if (folder / "final" / "config.json").exists() and (folder / "result.json").exists():
-            saved = json.loads((folder / "result.json").read_text())
-            return str(folder / "final"), BCResult(
-                folder / "final",
-                saved["steps"],
-                saved["first_loss"],
-                saved["last_loss"],
-                saved["tokens_per_s"],
-                saved.get("mfu"),
-                saved["data_stats"],
-            )
-        result = await asyncio.to_thread(train_bc, bc)
-        (folder / "result.json").write_text(
-            json.dumps(
-                {
-                    "steps": result.steps,
-                    "first_loss": result.first_loss,
-                    "last_loss": result.last_loss,
-                    "tokens_per_s": result.tokens_per_s,
-                    "mfu": result.mfu,
-                    "data_stats": result.data_stats,
-                }
-            )
-        )
-        log.info("learned", extra={"iteration": k, "model": str(result.final), "loss": result.last_loss})
-        return str(result.final), result
-
-    async def _start_policy(self, agent: str) -> None:
-        cfg = self.cfg
-        sampling = Sampling(0.0, 1.0, cfg.max_new_tokens)
-        self.policy = make_policy(
-            cfg.policy, model=agent, url=cfg.policy_url, sampling=sampling, seed=cfg.seed
-        )
-        await self.policy.start()
-        if cfg.policy == "sglang":
-            await self._reload(agent, 0)
-
-    async def _reload(self, path: str, k: int) -> None:
-        policy = self.policy
-        assert policy is not None
-        if hasattr(policy, "reload"):
-            await policy.reload(path, weight_version=f"iter-{k}")
-        elif hasattr(policy, "update_weights"):
-            await policy.update_weights(path, weight_version=f"iter-{k}")
-        else:
-            raise ValueError(f"policy {policy.name!r} cannot load new weights")
-
-    def _set_sampling(self, sampling: Sampling) -> None:
-        assert self.policy is not None
-        self.policy.sampling = sampling  # type: ignore[attr-defined]
-
-    async def _evaluate(self, model: str, tag: str) -> dict[str, float]:
-        """Success rate per env on held-out tasks, greedy; cached per model under --out."""
-        cfg = self.cfg
-        folder = self.out / "eval" / tag
-        folder.mkdir(parents=True, exist_ok=True)
-        chosen = {}
-        for env in cfg.envs:
-            pool = (
-                self.infos[env].tasks(cfg.eval_split)
-                if cfg.eval_split in self.infos[env].splits
-                else self.infos[env].tasks()
-            )
-            chosen[env] = pool[: cfg.eval_tasks]
-        self._set_sampling(Sampling(0.0, 1.0, cfg.max_new_tokens))
-        assert self.policy is not None
-        await Rollout(
-            self.client, self.policy, self._rollout_config(), [FileSink(folder / "trajectories.jsonl")]
-        ).run(expand(chosen))
-        records = list(read_jsonl(folder / "trajectories.jsonl"))
-        success = {
-            env: sum(r["success"] for r in records if r["env"] == env)
-            / max(1, sum(r["env"] == env for r in records))
-            for env in cfg.envs
-        }
-        (folder / "success.json").write_text(json.dumps({"model": model, "success": success}, indent=2))
-        log.info("evaluated", extra={"model": model, "success": success})
-        return success
-
-    def _rollout_config(self) -> RolloutConfig:
-        cfg = self.cfg
-        return RolloutConfig(
-            concurrency=cfg.concurrency,
-            max_context_tokens=cfg.max_context_tokens,
-            progress=cfg.progress,
-            max_failures=max(10, cfg.explore_episodes // 10),
+    def learn_config(k: int) -> Any:
+        sources = spec.bc_data.sources(str(ctx.store.path))
+        for i in range(1, k + 1):
+            sources += [
+                {"path": str(ctx.store.path), "query": q}
+                for q in _kept_queries(spec, infos, i, version(i - 1))
+            ]
+        return ctx.bc_config(
+            spec.base, sources, ctx.out / f"iter-{k}" / "model", spec.settings, spec.bc_data.strict
         )
 
-    # --- report --------------------------------------------------------------------------------------
-    def _load_reports(self) -> list[IterationReport]:
-        path = self.out / "report.json"
-        if not path.exists():
-            return []
-        return [IterationReport(**r) for r in json.loads(path.read_text())["iterations"]]
+    # --- iteration 0: the starting agent -------------------------------------------------------------
+    if spec.agent:
+        agent, learned = spec.agent, {}
+    else:
+        learned = await ctx.step("learn-0", "iteration 0: learn (behaviour cloning from the base model)",
+                                 lambda: ctx.learn(learn_config(0), spec.nproc))  # fmt: skip
+        agent = learned["final"]
+    await ctx.step("publish-0", "iteration 0: publish", lambda: ctx.publish(urls, agent, version(0), None))
+    before = await ctx.step(
+        "eval-0", "iteration 0: evaluate", lambda: evaluate(ctx, spec, infos, 0, version(0))
+    )
+    reports = [IterationReport(**r) for r in ctx.state.get("reports", [])]
 
-    def _write_report(self, reports: list[IterationReport]) -> None:
-        (self.out / "report.json").write_text(
-            json.dumps({"iterations": [asdict(r) for r in reports]}, indent=2)
+    # --- iterations -------------------------------------------------------------------------------------
+    n = spec.iterations
+    for k in range(len(reports) + 1, n + 1):
+        previous = (agent, version(k - 1))
+        await ctx.step(f"explore-{k}", f"iteration {k}/{n}: explore",
+                       lambda k=k, before=before: explore(ctx, spec, infos, k, before, version(k - 1)))  # fmt: skip
+        learned = await ctx.step(f"learn-{k}", f"iteration {k}/{n}: learn (from the base model)",
+                                 lambda k=k: ctx.learn(learn_config(k), spec.nproc))  # fmt: skip
+        await ctx.step(f"publish-{k}", f"iteration {k}/{n}: publish",
+                       lambda k=k, learned=learned, previous=previous: ctx.publish(
+                           urls, learned["final"], version(k), previous))  # fmt: skip
+        after = await ctx.step(f"eval-{k}", f"iteration {k}/{n}: evaluate",
+                               lambda k=k: evaluate(ctx, spec, infos, k, version(k)))  # fmt: skip
+        explored, kept, stale = _counts(ctx, spec, infos, k, version(k - 1))
+        reports.append(IterationReport(
+            iteration=k, model=learned["final"], weight_version=version(k), success_before=before,
+            success_after=after, explored=explored, kept=kept, stale=stale,
+            kept_total=sum(sum(_counts(ctx, spec, infos, i, version(i - 1))[1].values()) for i in range(1, k + 1)),
+            train_examples=learned["data_stats"].get("examples", 0), loss_first=learned["first_loss"],
+            loss_last=learned["last_loss"],
+        ))  # fmt: skip
+        ctx.state["reports"] = [asdict(r) for r in reports]
+        write_report(ctx.out, reports, spec.envs)
+        ctx.log(f"iteration {k}: success {_pct(before)} -> {_pct(after)}; kept {sum(kept.values())} "
+                f"of {sum(explored.values())} explored")  # fmt: skip
+        agent, before = learned["final"], after
+    write_report(ctx.out, reports, spec.envs)
+    return {"agent": agent, "weight_version": version(n), "success": before,
+            "iterations": [asdict(r) for r in reports]}  # fmt: skip
+
+
+def _pct(success: dict[str, float]) -> str:
+    return ", ".join(f"{e} {v:.1%}" for e, v in success.items())
+
+
+def _kept_queries(spec: EvolSpec, infos: dict[str, EnvInfo], k: int, made_by: str) -> list[dict[str, Any]]:
+    """The filter of iteration k, one store query per env (each env has its own threshold)."""
+    return [
+        {"env": [e], "iteration": k, "weight_version": [made_by],
+         "min_reward": infos[e].success_threshold - THRESHOLD_SLACK}
+        for e in spec.envs
+    ]  # fmt: skip
+
+
+def _counts(ctx: JobContext, spec: EvolSpec, infos: dict[str, EnvInfo], k: int,
+            made_by: str) -> tuple[dict[str, int], dict[str, int], int]:  # fmt: skip
+    explored = {e: ctx.store.count(Query.of(env=e, iteration=k)) for e in spec.envs}
+    kept = {q["env"][0]: ctx.store.count(Query.of(**q)) for q in _kept_queries(spec, infos, k, made_by)}
+    current = sum(ctx.store.count(Query.of(env=e, iteration=k, weight_version=made_by)) for e in spec.envs)
+    return explored, kept, sum(explored.values()) - current
+
+
+def _pool(info: EnvInfo, split: str) -> list[int]:
+    return info.tasks(split) if split in info.splits else info.tasks()
+
+
+def shares(spec: EvolSpec, success: dict[str, float]) -> dict[str, int]:
+    """Episodes per env: equal, or following each env's difficulty for the current agent."""
+    if spec.uniform:
+        weights = dict.fromkeys(spec.envs, 1.0)
+    else:
+        weights = {e: max(spec.share_floor, 1.0 - success.get(e, 0.0)) for e in spec.envs}
+    total = sum(weights.values())
+    return {e: max(1, round(spec.explore_episodes * w / total)) for e, w in weights.items()}
+
+
+def _items(ctx: JobContext, spec: EvolSpec, purpose: str, episodes: list[rpb.WorkEpisode], *,
+           iteration: int | None, version: str, temperature: float) -> list[rpb.WorkItem]:  # fmt: skip
+    chunk = max(1, spec.work_chunk)
+    return [
+        rpb.WorkItem(
+            job_id=ctx.job.id, purpose=purpose, episodes=episodes[i : i + chunk], iteration=iteration,
+            weight_version=version, policy_urls=spec.policy_urls, env_servers=spec.env_servers,
+            temperature=temperature, top_p=1.0, max_new_tokens=spec.max_new_tokens,
+            concurrency=spec.concurrency, seed=spec.seed,
         )
-        (self.out / "report.md").write_text(report_markdown(reports, self.cfg.envs))
-        if reports:
-            plot(reports, self.cfg.envs, self.out / "report.png")
+        for i in range(0, len(episodes), chunk)
+    ]  # fmt: skip
 
 
-def _count(path: Path) -> int:
-    return sum(1 for _ in read_jsonl(path)) if path.exists() else 0
+async def explore(ctx: JobContext, spec: EvolSpec, infos: dict[str, EnvInfo], k: int,
+                  success: dict[str, float], version: str) -> dict[str, Any]:  # fmt: skip
+    """Queue iteration k's exploration and wait for the workers; the store holds the result."""
+    rng = random.Random(spec.seed * 7919 + k)
+    planned = shares(spec, success)
+    episodes = []
+    for env, count in planned.items():
+        pool = _pool(infos[env], spec.explore_split)
+        tasks = sorted(rng.sample(pool, min(max(1, count // spec.samples_per_task), len(pool))))
+        episodes += [
+            rpb.WorkEpisode(env=env, task_id=t, sample=s) for t in tasks for s in range(spec.samples_per_task)
+        ]
+    stored = {e.id for e in ctx.store.select(Query.of(iteration=k))}
+    todo = [ep for ep in episodes if _key(ep, k) not in stored]
+    ctx.log(f"explore: {len(episodes)} episodes ({', '.join(f'{e} {n}' for e, n in planned.items())}); "
+            f"{len(episodes) - len(todo)} already stored")  # fmt: skip
+    items = _items(
+        ctx, spec, "explore", todo, iteration=k, version=version, temperature=spec.explore_temperature
+    )
+    dones = await _run_items(ctx, items)
+    failed = sum(1 for d in dones for r in d.results if r.error)
+    return {"planned": len(episodes), "played": len(todo), "failed": failed}
+
+
+def _key(ep: rpb.WorkEpisode, iteration: int) -> str:
+    item = f"{ep.env}_{ep.task_id}"
+    return f"{item if ep.sample == 0 else f'{item}#{ep.sample}'}@{iteration}"
+
+
+async def _run_items(ctx: JobContext, items: list[rpb.WorkItem]) -> list[rpb.WorkDone]:
+    """Queue items and wait, reporting progress as they finish."""
+    import asyncio
+
+    if not items:
+        return []
+    done: list[rpb.WorkDone] = []
+    total = sum(len(i.episodes) for i in items)
+    if not ctx.work.workers:
+        ctx.log("waiting for a rollout worker (agentgym trainer worker --trainer HOST:PORT)", "warning")
+
+    async def one(item: rpb.WorkItem) -> None:
+        (result,) = await ctx.work.run([item])
+        done.append(result)
+        ctx.set_progress(sum(len(d.results) for d in done) / max(1, total))
+
+    await asyncio.gather(*(one(i) for i in items))
+    return done
+
+
+async def evaluate(ctx: JobContext, spec: EvolSpec, infos: dict[str, EnvInfo], k: int,
+                   version: str) -> dict[str, float]:  # fmt: skip
+    """Success per env on held-out tasks, greedy. Results are kept in eval/iter-k.jsonl as they
+    come, so a resumed evaluation plays only what is missing."""
+    path = ctx.out / "eval" / f"iter-{k}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    results = _read_results(path)
+    episodes = [
+        rpb.WorkEpisode(env=e, task_id=t)
+        for e in spec.envs
+        for t in _pool(infos[e], spec.eval_split)[: spec.eval_tasks]
+    ]
+    todo = [ep for ep in episodes if (ep.env, ep.task_id) not in results]
+    items = _items(ctx, spec, "eval", todo, iteration=None, version=version, temperature=0.0)
+    for item in items:
+        item.ClearField("iteration")
+    import asyncio
+
+    async def one(item: rpb.WorkItem) -> None:
+        (result,) = await ctx.work.run([item])
+        with path.open("a") as f:
+            for r in result.results:
+                row = {"env": r.env, "task_id": r.task_id, "success": r.success,
+                       "reward": r.reward if r.HasField("reward") else None, "error": r.error,
+                       "weight_versions": list(r.weight_versions)}  # fmt: skip
+                f.write(json.dumps(row) + "\n")
+                results[(r.env, r.task_id)] = row
+        ctx.set_progress(len(results) / max(1, len(episodes)))
+
+    if items and not ctx.work.workers:
+        ctx.log("waiting for a rollout worker (agentgym trainer worker --trainer HOST:PORT)", "warning")
+    await asyncio.gather(*(one(i) for i in items))
+    stale = sum(
+        1 for r in results.values() if r["weight_versions"] and set(r["weight_versions"]) != {version}
+    )
+    if stale:
+        raise JobError(f"evaluation of {version}: {stale} episode(s) were played by other weights "
+                       "(a policy server serves another version)")  # fmt: skip
+    success = {
+        e: sum(bool(r["success"]) for r in results.values() if r["env"] == e)
+        / max(1, sum(r["env"] == e for r in results.values()))
+        for e in spec.envs
+    }
+    (ctx.out / "eval" / f"iter-{k}.json").write_text(
+        json.dumps({"weight_version": version, "success": success})
+    )
+    ctx.log(f"evaluated {version}: {_pct(success)}")
+    return success
+
+
+def _read_results(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
+    out: dict[tuple[str, int], dict[str, Any]] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue  # a torn last line
+            out[(row["env"], row["task_id"])] = row
+    return out
+
+
+# --- report ----------------------------------------------------------------------------------------------
+def write_report(out: Path, reports: list[IterationReport], envs: list[str]) -> None:
+    (out / "report.json").write_text(json.dumps({"iterations": [asdict(r) for r in reports]}, indent=2))
+    (out / "report.md").write_text(report_markdown(reports, envs))
+    if reports:
+        plot(reports, envs, out / "report.png")
 
 
 def report_markdown(reports: list[IterationReport], envs: list[str]) -> str:

@@ -1,8 +1,10 @@
-"""The TrajectoryService implementation: Push (validate, store, acknowledge once durable), Stats, ListIds.
+"""The TrajectoryService implementation: Push (validate, store, acknowledge once durable), Stats,
+ListIds and Query.
 
 `Push` takes raw bytes and parses them itself, so that bytes which are not a PushRequest get an
 in-band INVALID_ARGUMENT instead of killing the stream (as the env server's Session does). The
-rules are written in protos/agentgym/v1/trajectory.proto.
+rules are written in protos/agentgym/v1/trajectory.proto; the validation is the trajectory's own
+(agentgym.core.trajectory).
 """
 
 from __future__ import annotations
@@ -11,28 +13,20 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError
 
-from agentgym.client.trajectory import TrajectoryFormatError, from_proto
-from agentgym.trainer.store import (
-    Query,
-    RecordRejected,
-    StoreError,
-    StoreStats,
-    TrajectoryStore,
-    check_record,
-)
+from agentgym.core.rpc import implementation
+from agentgym.core.trajectory import Trajectory, TrajectoryError
+from agentgym.trainer.store import Query, StoreCorrupt, StoreError, StoreStats, TrajectoryStore
 from agentgym.v1 import env_pb2 as epb
 from agentgym.v1 import trajectory_pb2 as tpb
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAME = "agentgym.v1.TrajectoryService"
-MAX_ID_BYTES = 1024
+DESCRIPTOR = tpb.DESCRIPTOR.services_by_name["TrajectoryService"]
 LIST_CHUNK = 10_000
 
 Code = grpc.StatusCode
@@ -44,13 +38,6 @@ class IngestConfig:
     max_trajectory_bytes: int = 64 << 20
     # Requests of one stream being stored at once; beyond it the stream is not read (flow control).
     max_in_flight: int = 4096
-
-
-def implementation() -> str:
-    try:
-        return f"agentgym-python {metadata.version('agentgym')}"
-    except metadata.PackageNotFoundError:
-        return "agentgym-python"
 
 
 def _error(seq: int, id: str, code: grpc.StatusCode, message: str) -> bytes:
@@ -91,13 +78,38 @@ def stats_to_proto(stats: StoreStats, rejected: int = 0) -> tpb.StatsResponse:
 
 
 def query_from_proto(f: tpb.TrajectoryFilter) -> Query:
+    """The store query a filter names; ValueError for a malformed one."""
+
+    def opt(name: str) -> Any:
+        return getattr(f, name) if f.HasField(name) else None
+
     return Query.of(
         env=list(f.envs) or None,
-        min_reward=f.min_reward if f.HasField("min_reward") else None,
-        max_reward=f.max_reward if f.HasField("max_reward") else None,
-        success=f.success if f.HasField("success") else None,
-        iteration=f.iteration if f.HasField("iteration") else None,
+        min_reward=opt("min_reward"),
+        max_reward=opt("max_reward"),
+        keep_unrewarded=f.keep_unrewarded,
+        success=opt("success"),
+        iteration=opt("iteration"),
+        weight_version=list(f.weight_versions) or None,
+        item_ids=list(f.item_ids) or None,
+        since=opt("since"),
+        until=opt("until"),
+        limit=f.limit,
     )
+
+
+def query_to_proto(q: Query) -> tpb.TrajectoryFilter:
+    f = tpb.TrajectoryFilter(
+        envs=sorted(q.envs),
+        weight_versions=sorted(q.weight_versions),
+        item_ids=sorted(q.item_ids),
+        limit=q.limit,
+        keep_unrewarded=q.keep_unrewarded,
+    )
+    for name in ("min_reward", "max_reward", "success", "iteration", "since", "until"):
+        if getattr(q, name) is not None:
+            setattr(f, name, getattr(q, name))
+    return f
 
 
 class TrajectoryService:
@@ -107,6 +119,9 @@ class TrajectoryService:
         self.draining = False
         self.stored = 0
         self.rejected = 0
+
+    def methods(self) -> dict[str, Any]:
+        return {"Push": self.push, "Stats": self.stats, "ListIds": self.list_ids, "Query": self.query}
 
     # --- Push -------------------------------------------------------------------------------------
     async def push(
@@ -145,41 +160,28 @@ class TrajectoryService:
         if self.draining:
             return _done(self._refuse(req.seq, t.id, Code.UNAVAILABLE,
                                       "the trainer is shutting down; re-send to it once it is back", peer, counts))  # fmt: skip
-        problem = self._check(req, len(raw))
-        record: dict[str, Any] = {}
-        if problem is None:
+        problem = None
+        if not req.HasField("trajectory"):
+            problem = f"request {req.seq} carries no trajectory"
+        elif len(raw) > self.config.max_trajectory_bytes:
+            problem = (f"trajectory {t.id!r} is {len(raw)} bytes, more than this trainer's limit of "
+                       f"{self.config.max_trajectory_bytes} (max_trajectory_bytes)")  # fmt: skip
+        elif not t.id:
+            problem = f"request {req.seq}: the trajectory has an empty id (set it to the trajectory's key, e.g. maze_3)"
+        else:
             try:
-                record = from_proto(t)
-                check_record(record, t.id)
-            except (TrajectoryFormatError, RecordRejected) as exc:
-                problem = (
-                    f"trajectory {t.id!r}: {exc}" if isinstance(exc, TrajectoryFormatError) else str(exc)
-                )
+                trajectory = Trajectory.from_proto(t)
+            except TrajectoryError as exc:
+                problem = str(exc)
         if problem is not None:
             return _done(self._refuse(req.seq, t.id, Code.INVALID_ARGUMENT, problem, peer, counts))
-        return asyncio.ensure_future(self._store(req.seq, t.id, record, peer, counts))
+        return asyncio.ensure_future(self._store(req.seq, trajectory, peer, counts))
 
-    def _check(self, req: tpb.PushRequest, size: int) -> str | None:
-        if not req.HasField("trajectory"):
-            return f"request {req.seq} carries no trajectory"
-        t = req.trajectory
-        if size > self.config.max_trajectory_bytes:
-            return (f"trajectory {t.id!r} is {size} bytes, more than this trainer's limit of "
-                    f"{self.config.max_trajectory_bytes} (max_trajectory_bytes)")  # fmt: skip
-        if not t.id:
-            return f"request {req.seq}: the trajectory has an empty id (set it to the record id, e.g. maze_3)"
-        if len(t.id.encode()) > MAX_ID_BYTES:
-            return f"request {req.seq}: the trajectory id is longer than {MAX_ID_BYTES} bytes"
-        if t.HasField("weight_version") and t.weight_versions:
-            return f"trajectory {t.id!r} sets both weight_version and weight_versions; set one"
-        return None
-
-    async def _store(
-        self, seq: int, id: str, record: dict[str, Any], peer: str, counts: dict[str, int]
-    ) -> bytes:
+    async def _store(self, seq: int, trajectory: Trajectory, peer: str, counts: dict[str, int]) -> bytes:
+        id = trajectory.key
         try:
-            duplicate = await self.store.append(record, id, validate=False)
-        except RecordRejected as exc:
+            duplicate = await self.store.append(trajectory, validate=False)
+        except TrajectoryError as exc:
             return self._refuse(seq, id, Code.INVALID_ARGUMENT, str(exc), peer, counts)
         except StoreError as exc:
             return self._refuse(
@@ -200,14 +202,34 @@ class TrajectoryService:
         )
         return _error(seq, id, code, message)
 
-    # --- Stats, ListIds -----------------------------------------------------------------------------
+    # --- Stats, ListIds, Query ----------------------------------------------------------------------
     async def stats(self, request: tpb.StatsRequest, context: grpc.aio.ServicerContext) -> tpb.StatsResponse:
         return stats_to_proto(self.store.stats(), self.rejected)
+
+    async def _query(self, f: tpb.TrajectoryFilter, context: grpc.aio.ServicerContext) -> Query:
+        try:
+            return query_from_proto(f)
+        except ValueError as exc:
+            await context.abort(Code.INVALID_ARGUMENT, f"bad filter: {exc}")
+            raise  # unreachable: abort raises
 
     async def list_ids(
         self, request: tpb.ListIdsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[tpb.ListIdsResponse]:
-        entries = self.store.select(query_from_proto(request.filter))
-        for i in range(0, len(entries), LIST_CHUNK):
-            chunk = entries[i : i + LIST_CHUNK]
+        chunk: list[Any] = []
+        for e in self.store.select(await self._query(request.filter, context)):
+            chunk.append(e)
+            if len(chunk) == LIST_CHUNK:
+                yield tpb.ListIdsResponse(ids=[e.id for e in chunk], record_ids=[e.record_id for e in chunk])
+                chunk = []
+        if chunk:
             yield tpb.ListIdsResponse(ids=[e.id for e in chunk], record_ids=[e.record_id for e in chunk])
+
+    async def query(
+        self, request: tpb.QueryRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[tpb.Trajectory]:
+        try:
+            for trajectory in self.store.records(await self._query(request.filter, context)):
+                yield trajectory.to_proto()
+        except StoreCorrupt as exc:
+            await context.abort(Code.DATA_LOSS, str(exc))

@@ -1,9 +1,9 @@
 """The trainer's trajectory store: append-only, checksummed, fsync'd, de-duplicated by key.
 
     store = TrajectoryStore.open("runs/store")          # creates it, or reopens and checks it
-    duplicate = await store.append(record)               # returns once the record is on disk
-    for record in store.records(env="maze", min_reward=1.0, iteration=2):
-        ...
+    duplicate = await store.append(trajectory)           # returns once it is on disk
+    for trajectory in store.records(Query.of(env="maze", min_reward=1.0, iteration=2)):
+        ...                                              # streamed: read one by one
     await store.aclose()
 
 A store is a directory::
@@ -18,8 +18,10 @@ Each line is one trajectory::
     <crc32, 8 hex digits> TAB <header JSON> TAB <record JSON> LF
 
 The checksum (zlib's CRC-32) covers everything between the first TAB and the LF. The header holds
-the key and the fields the index needs (env, reward, success, iteration, ...), so that opening a
-store reads headers, not whole records. JSON escapes tabs and newlines inside strings, so neither
+the key and the fields the index needs (env, reward, success, iteration, weight versions, when it
+was stored), so that opening a store reads headers, not whole records; the record is the
+trajectory's JSON (agentgym.core.trajectory). Queries run over the in-memory index and read the
+matching records from disk one at a time. JSON escapes tabs and newlines inside strings, so neither
 appears inside the two JSON texts. `cut -f3 segment-*.log | jq` shows the records.
 
 Durability: `append` returns (and the server acknowledges) only after the line was written and
@@ -37,10 +39,10 @@ import contextlib
 import errno
 import fcntl
 import logging
-import math
 import mmap
 import os
 import re
+import sys
 import threading
 import time
 import zlib
@@ -53,8 +55,7 @@ from typing import Any
 
 import orjson
 
-from agentgym.client.trajectory import TrajectoryFormatError, split_item_id, store_key
-from agentgym.client.trajectory import validate as check_turns
+from agentgym.core.trajectory import Trajectory, TrajectoryError
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +89,6 @@ class StoreFailed(StoreError):
     cuts whatever the failed write left at the tail)."""
 
 
-class RecordRejected(StoreError, ValueError):
-    """The record cannot be stored as a trajectory (the message says which field is wrong)."""
-
-
 def segment_name(number: int) -> str:
     return f"segment-{number:08d}.log"
 
@@ -108,6 +105,7 @@ class Entry:
     success: bool | None
     iteration: int | None
     stored_at: float
+    versions: tuple[str, ...] = ()  # weight versions that produced it
     segment: int = 0
     offset: int = 0
     length: int = 0  # of the line, newline included
@@ -126,23 +124,31 @@ class Entry:
             "success": self.success,
             "iteration": self.iteration,
             "t": self.stored_at,
+            "wv": self.versions,
         }
 
     @classmethod
     def from_header(cls, h: dict[str, Any], segment: int, offset: int, length: int) -> Entry:
-        return cls(h["id"], h["item_id"], h["sample"], h["env"], h["reward"], h["success"], h["iteration"],
-                   h["t"], segment, offset, length)  # fmt: skip
+        return cls(h["id"], h["item_id"], h["sample"], sys.intern(h["env"]), h["reward"], h["success"],
+                   h["iteration"], h["t"], tuple(map(sys.intern, h.get("wv", ()))), segment, offset, length)  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Query:
-    """Which trajectories to select; every condition that is set must hold, none set selects all."""
+    """Which trajectories to select; every condition that is set must hold, none set selects all.
+    The same filter as agentgym.v1.TrajectoryFilter (trajectory.proto)."""
 
     envs: frozenset[str] = frozenset()
-    min_reward: float | None = None  # inclusive; a trajectory without a reward matches no bound
+    min_reward: float | None = None  # inclusive; a trajectory without a reward matches no bound...
     max_reward: float | None = None
-    success: bool | None = None
+    keep_unrewarded: bool = False  # ...unless this is set (AgentTraj's published files carry none)
+    success: bool | None = None  # a trajectory that does not say matches neither
     iteration: int | None = None  # NO_ITERATION: those that carry none
+    weight_versions: frozenset[str] = frozenset()  # produced (wholly or in part) by one of these
+    item_ids: frozenset[str] = frozenset()
+    since: float | None = None  # stored at or after (seconds since the epoch)
+    until: float | None = None  # stored before
+    limit: int = 0  # at most this many (0: all)
     ids: frozenset[str] | None = None  # store keys
 
     @classmethod
@@ -153,17 +159,38 @@ class Query:
         max_reward: float | None = None,
         success: bool | None = None,
         iteration: int | None = None,
+        keep_unrewarded: bool = False,
+        weight_version: str | Iterable[str] | None = None,
+        item_ids: Iterable[str] | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 0,
         ids: Iterable[str] | None = None,
     ) -> Query:
-        envs = frozenset([env] if isinstance(env, str) else env or ())
-        return cls(envs, min_reward, max_reward, success, iteration, None if ids is None else frozenset(ids))
+        """Raises ValueError for a filter that can select nothing by construction (a likely mistake)."""
+        q = cls(_set_of(env), min_reward, max_reward, keep_unrewarded, success, iteration, _set_of(weight_version),
+                _set_of(item_ids), since, until, limit, None if ids is None else frozenset(ids))  # fmt: skip
+        if q.min_reward is not None and q.max_reward is not None and q.min_reward > q.max_reward:
+            raise ValueError(f"min_reward {q.min_reward} is above max_reward {q.max_reward}")
+        if q.since is not None and q.until is not None and q.since > q.until:
+            raise ValueError(f"since {q.since} is after until {q.until}")
+        if q.iteration is not None and q.iteration < NO_ITERATION:
+            raise ValueError(f"iteration {q.iteration}: use a number >= 0, or -1 for none")
+        if q.limit < 0:
+            raise ValueError(f"limit {q.limit} is negative")
+        return q
 
-    def matches(self, e: Entry) -> bool:
+    def matches(self, e: Entry | Trajectory) -> bool:
+        """Whether a stored trajectory's index entry, or a trajectory read from a file, is selected.
+        A trajectory from a file has no storing time: it matches no `since`/`until` bound."""
         if self.envs and e.env not in self.envs:
             return False
-        if self.min_reward is not None and (e.reward is None or e.reward < self.min_reward):
-            return False
-        if self.max_reward is not None and (e.reward is None or e.reward > self.max_reward):
+        if e.reward is None:
+            if (self.min_reward is not None or self.max_reward is not None) and not self.keep_unrewarded:
+                return False
+        elif (self.min_reward is not None and e.reward < self.min_reward) or (
+            self.max_reward is not None and e.reward > self.max_reward
+        ):
             return False
         if self.success is not None and e.success is not self.success:
             return False
@@ -171,7 +198,23 @@ class Query:
             wanted = None if self.iteration == NO_ITERATION else self.iteration
             if e.iteration != wanted:
                 return False
-        return self.ids is None or e.id in self.ids
+        if self.weight_versions and self.weight_versions.isdisjoint(
+            e.versions if isinstance(e, Entry) else e.weight_versions
+        ):
+            return False
+        if self.item_ids and e.item_id not in self.item_ids:
+            return False
+        if self.since is not None or self.until is not None:
+            stored_at = e.stored_at if isinstance(e, Entry) else None
+            if stored_at is None or (self.since is not None and stored_at < self.since):
+                return False
+            if self.until is not None and stored_at >= self.until:
+                return False
+        return self.ids is None or (isinstance(e, Entry) and e.id in self.ids)
+
+
+def _set_of(value: str | Iterable[str] | None) -> frozenset[str]:
+    return frozenset([value] if isinstance(value, str) else value or ())
 
 
 @dataclass
@@ -214,90 +257,22 @@ class StoreStats:
     torn_bytes: int  # bytes of a torn tail cut (or, read-only, ignored) when it was opened
 
 
-# --- validation --------------------------------------------------------------------------------------
-def check_record(record: Any, key: str) -> None:
-    """Raise RecordRejected unless `record` is a storable trajectory."""
-    where = f"trajectory {key!r}"
-    if type(record) is not dict:
-        raise RecordRejected(f"{where}: expected an object, got {type(record).__name__}")
-    if "item_id" not in record:
-        raise RecordRejected(f"{where} has no item_id (AgentTraj's <env>_<task index>, e.g. maze_3)")
-    if type(record["item_id"]) is not str or not record["item_id"]:
-        raise RecordRejected(f"{where}: item_id must be a non-empty string, got {record['item_id']!r}")
-    if not record.get("conversations"):
-        raise RecordRejected(f"{where}: no conversation (a trajectory needs a non-empty conversations list)")
-    reward = record.get("reward")
-    if reward is not None and (
-        type(reward) not in (int, float) or not math.isfinite(reward)  # bool is not a reward
-    ):
-        raise RecordRejected(f"{where}: reward must be a finite number, got {reward!r}")
-    ids, mask, logprobs = record.get("input_ids"), record.get("loss_mask"), record.get("logprobs")
-    if mask is not None and ids is None:
-        raise RecordRejected(f"{where}: loss_mask without input_ids")
-    if ids is not None:
-        if type(ids) is not list or type(mask) is not list:
-            raise RecordRejected(f"{where}: input_ids and loss_mask must be lists")
-        if len(ids) != len(mask):
-            raise RecordRejected(
-                f"{where}: input_ids has {len(ids)} tokens but loss_mask has {len(mask)}; they must match"
-            )
-        # Over every token: C loops (map, set, min), not a Python expression per element.
-        if mask and (set(map(type, mask)) != {int} or not set(mask) <= {0, 1}):
-            raise RecordRejected(f"{where}: loss_mask values must be 0 or 1")
-        if ids and (set(map(type, ids)) != {int} or min(ids) < 0):
-            raise RecordRejected(f"{where}: input_ids must be non-negative integers")
-    if logprobs is not None:
-        if type(logprobs) is not list or ids is None or len(logprobs) != len(ids):
-            have = "no" if ids is None else len(ids)
-            raise RecordRejected(
-                f"{where}: logprobs must be a list with one entry per input id ({have} input ids, "
-                f"{len(logprobs) if type(logprobs) is list else type(logprobs).__name__} logprobs)"
-            )
-        numbers = [v for v in logprobs if v is not None]
-        if not set(map(type, numbers)) <= {int, float} or not all(map(math.isfinite, numbers)):
-            i, v = next(
-                (i, v)
-                for i, v in enumerate(logprobs)
-                if v is not None and (type(v) not in (int, float) or not math.isfinite(v))
-            )
-            raise RecordRejected(
-                f"{where}: logprobs[{i}] is {v!r}; use null for tokens not generated and finite "
-                "numbers otherwise (JSON cannot hold infinities)"
-            )
-    try:
-        check_turns(record, where)  # the conversation's turns
-    except TrajectoryFormatError as exc:
-        raise RecordRejected(str(exc)) from None
-
-
-def _entry_for(key: str, record: dict[str, Any]) -> Entry:
-    env = record.get("env")
-    if type(env) is not str:
-        try:
-            env = split_item_id(record["item_id"])[0]
-        except TrajectoryFormatError:
-            env = ""
-    sample = record.get("sample")
-    reward = record.get("reward")
-    success = record.get("success")
-    iteration = record.get("iteration")
+def _entry_for(t: Trajectory) -> Entry:
     return Entry(
-        id=key,
-        item_id=record["item_id"],
-        sample=sample if type(sample) is int else 0,
-        env=env,
-        reward=float(reward) if type(reward) in (int, float) else None,
-        success=bool(success) if type(success) in (int, bool) else None,
-        iteration=iteration if type(iteration) is int else None,
+        id=t.key,
+        item_id=t.item_id,
+        sample=t.sample,
+        env=sys.intern(t.env),
+        reward=t.reward,
+        success=t.success,
+        iteration=t.iteration,
         stored_at=round(time.time(), 6),
+        versions=tuple(map(sys.intern, t.weight_versions)),
     )
 
 
-def _encode(entry: Entry, record: dict[str, Any]) -> bytes:
-    try:
-        body = orjson.dumps(entry.header()) + b"\t" + orjson.dumps(record)
-    except TypeError as exc:
-        raise RecordRejected(f"trajectory {entry.id!r} is not JSON-serializable: {exc}") from None
+def _encode(entry: Entry, trajectory: Trajectory) -> bytes:
+    body = orjson.dumps(entry.header()) + b"\t" + trajectory.dumps()
     return b"%08x\t%b\n" % (zlib.crc32(body), body)
 
 
@@ -611,24 +586,35 @@ class TrajectoryStore:
     def entry(self, key: str) -> Entry | None:
         return self._index.get(key)
 
-    def get(self, key: str) -> dict[str, Any] | None:
+    def get(self, key: str) -> Trajectory | None:
         e = self._index.get(key)
         return None if e is None else self._read(e)
 
-    def select(self, query: Query | None = None, **conditions: Any) -> list[Entry]:
-        """Index entries matching `query` (or Query.of(**conditions)), in storage order."""
+    def select(self, query: Query | None = None, **conditions: Any) -> Iterator[Entry]:
+        """Index entries matching `query` (or Query.of(**conditions)), in storage order, lazily.
+        Trajectories appended while iterating are not included."""
         q = query or Query.of(**conditions)
         with self._lock:
-            entries = list(self._index.values())
-        return [e for e in entries if q.matches(e)]
+            entries = list(self._index.values())  # a snapshot of references, not of records
+        n = 0
+        for e in entries:
+            if q.matches(e):
+                yield e
+                n += 1
+                if n == q.limit:
+                    return
 
-    def records(self, query: Query | None = None, **conditions: Any) -> Iterator[dict[str, Any]]:
-        """Full records matching the query, in storage order, read lazily (for training). Records
-        appended while iterating are not included. Raises StoreCorrupt if a line went bad on disk."""
+    def count(self, query: Query | None = None, **conditions: Any) -> int:
+        return sum(1 for _ in self.select(query, **conditions))
+
+    def records(self, query: Query | None = None, **conditions: Any) -> Iterator[Trajectory]:
+        """Trajectories matching the query, in storage order, read from disk one at a time (a store
+        of millions streams in constant memory beyond its index). Raises StoreCorrupt if a line
+        went bad on disk."""
         for e in self.select(query, **conditions):
             yield self._read(e)
 
-    def _read(self, e: Entry) -> dict[str, Any]:
+    def _read(self, e: Entry) -> Trajectory:
         with self._lock:
             fd = self._read_fds.get(e.segment)
             if fd is None:
@@ -638,8 +624,8 @@ class TrajectoryStore:
             if not line.endswith(b"\n"):
                 raise _BadLine("short read")
             _, rec = _decode(line[:-1])
-            return orjson.loads(rec)  # type: ignore[no-any-return]
-        except (_BadLine, orjson.JSONDecodeError) as exc:
+            return Trajectory.from_json(orjson.loads(rec), e.id, validate=False)
+        except (_BadLine, orjson.JSONDecodeError, TrajectoryError) as exc:
             raise StoreCorrupt(
                 f"{segment_name(e.segment)} offset {e.offset}: trajectory {e.id!r} is damaged on disk ({exc})"
             ) from None
@@ -720,38 +706,37 @@ class TrajectoryStore:
                 offset += len(line)
                 self._insert(e)
 
-    def add(self, records: Iterable[dict[str, Any]]) -> list[bool]:
-        """Store records now (one write and one fdatasync for all); for each, True when it was a
-        duplicate. Synchronous: for tools and tests, not alongside `append` from another thread."""
+    def add(self, trajectories: Iterable[Trajectory]) -> list[bool]:
+        """Store trajectories now (one write and one fdatasync for all); for each, True when it was
+        a duplicate. Synchronous: for tools and tests, not alongside `append` from another thread.
+        Raises TrajectoryError (nothing written) when one is not valid."""
         self._writable()
         if self._pending:
             raise StoreError("add() while async appends are in flight: use append()")
         entries, lines, dup = [], [], []
         seen: set[str] = set()
-        for record in records:
-            key = store_key(record)
-            check_record(record, key)
+        for t in trajectories:
+            key = t.validate().key
             if key in self._index or key in seen:
                 self.duplicates += 1
                 dup.append(True)
                 continue
             seen.add(key)
-            e = _entry_for(key, record)
+            e = _entry_for(t)
             entries.append(e)
-            lines.append(_encode(e, record))
+            lines.append(_encode(e, t))
             dup.append(False)
         if lines:
             self._commit(entries, lines)
         return dup
 
-    async def append(self, record: dict[str, Any], key: str | None = None, *, validate: bool = True) -> bool:
-        """Store `record` under `key` (default `store_key(record)`); returns once it is on disk:
-        False when written, True when the key was already stored (nothing written). Concurrent
-        appends share writes and fsyncs. Raises RecordRejected for a record that is not a
-        trajectory (unless `validate=False`: the caller ran `check_record`), StoreFailed after a
-        disk error."""
+    async def append(self, trajectory: Trajectory, *, validate: bool = True) -> bool:
+        """Store `trajectory` under its key; returns once it is on disk: False when written, True
+        when the key was already stored (nothing written). Concurrent appends share writes and
+        fsyncs. Raises TrajectoryError for an invalid trajectory (unless `validate=False`: the
+        caller validated it), StoreFailed after a disk error."""
         self._writable()
-        key = store_key(record) if key is None else key
+        key = trajectory.key
         if key in self._index:
             self.duplicates += 1
             return True
@@ -761,9 +746,9 @@ class TrajectoryStore:
             self.duplicates += 1
             return True
         if validate:
-            check_record(record, key)
-        e = _entry_for(key, record)
-        line = _encode(e, record)
+            trajectory.validate()
+        e = _entry_for(trajectory)
+        line = _encode(e, trajectory)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending[key] = future
         self._queue.append((e, line, future))
@@ -870,8 +855,8 @@ class TrajectoryStore:
 
 
 def scan_lines(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every good line of every segment, duplicates included, as (key, record): for audits and
-    tests that check what is physically on disk."""
+    """Every good line of every segment, duplicates included, as (key, record JSON): for audits
+    and tests that check what is physically on disk."""
     path = Path(path)
     numbers = sorted(int(m[1]) for p in path.iterdir() if (m := _SEGMENT.match(p.name)))
     for number in numbers:

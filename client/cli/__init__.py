@@ -10,9 +10,9 @@ import argparse
 import importlib
 import sys
 
-from agentgym.client.logs import configure_logging
+from agentgym.core.logs import configure_logging
 
-SUBCOMMANDS = ["serve", "envs", "play", "conformance", "eval", "rollout", "policy", "train"]
+SUBCOMMANDS = ["serve", "envs", "play", "conformance", "eval", "rollout", "policy", "trainer", "train"]
 
 
 def build_parser() -> argparse.ArgumentParser:

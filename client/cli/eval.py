@@ -33,7 +33,7 @@ from agentgym.client.errors import AgentGymError
 from agentgym.client.policies import PolicyError
 from agentgym.client.rollout import FileSink, Rollout
 from agentgym.client.tasks import TaskSpecError
-from agentgym.client.trajectory import TrajectoryFormatError, read_jsonl, record_id
+from agentgym.core.trajectory import Trajectory, TrajectoryError, read_trajectories
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,16 +46,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def results_table(records: list[dict[str, Any]], planned: dict[str, int]) -> dict[str, Any]:
+def results_table(records: list[Trajectory], planned: dict[str, int]) -> dict[str, Any]:
     per_env: dict[str, dict[str, float]] = {}
     for env in sorted(planned):
-        rs = [r for r in records if r["env"] == env]
+        rs = [r for r in records if r.env == env]
         n = len(rs)
         per_env[env] = {
             "planned": planned[env], "episodes": n,
-            "success": sum(r["success"] for r in rs) / n if n else 0.0,
-            "reward": sum(float(r["reward"]) for r in rs) / n if n else 0.0,
-            "rounds": sum(r["rounds"] for r in rs) / n if n else 0.0,
+            "success": sum(bool(r.success) for r in rs) / n if n else 0.0,
+            "reward": sum(r.reward or 0.0 for r in rs) / n if n else 0.0,
+            "rounds": sum(r.rounds or 0 for r in rs) / n if n else 0.0,
         }  # fmt: skip
     envs = [m for m in per_env.values() if m["episodes"]]
     average = {
@@ -103,7 +103,7 @@ def report(
     console: Console, out: Path, summary: Any, specs: list[Any], described: dict[str, str]
 ) -> dict[str, Any]:
     wanted = {s.record_id for s in specs}
-    records = [r for r in read_jsonl(out / "trajectories.jsonl") if record_id(r) in wanted]
+    records = [t for t in read_trajectories(out / "trajectories.jsonl") if t.record_id in wanted]
     planned: dict[str, int] = {}
     for s in specs:
         planned[s.env] = planned.get(s.env, 0) + 1
@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     try:
         summary, specs, described = asyncio.run(_play(args, console, out))
-    except (AgentGymError, PolicyError, TaskSpecError, TrajectoryFormatError, ValueError) as exc:
+    except (AgentGymError, PolicyError, TaskSpecError, TrajectoryError, ValueError) as exc:
         console.print(f"[red]agentgym eval: {exc}[/red]")
         return 2
     report(console, out, summary, specs, described)

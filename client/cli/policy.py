@@ -21,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
     s = verbs.add_parser("serve", help="run a policy server with SGLang's HTTP API")
     s.add_argument("--backend", choices=["hf", "sglang"], default="hf")
-    s.add_argument("--model", required=True, help="model directory or hub id (sglang)")
+    s.add_argument("--model", required=True,
+                   help="model directory, hub id (sglang), or init:tiny|mini|small (hf: a from-scratch model)")  # fmt: skip
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=30000)
     s.add_argument("--strict", action="store_true", help="hf: refuse request fields SGLang does not define")
@@ -49,6 +50,13 @@ def init_tiny(args: argparse.Namespace) -> int:
 def serve(args: argparse.Namespace) -> int:
     if args.backend == "hf":
         from agentgym.client.policies.hf_server import serve_hf
+
+        if args.model.startswith("init:"):  # a from-scratch model, as `--base init:SIZE` builds it
+            import tempfile
+
+            from agentgym.trainer.tiny import save
+
+            args.model = str(save(tempfile.mkdtemp(prefix="agentgym-init-"), args.model[5:], 0))
 
         try:
             asyncio.run(serve_hf(args.model, args.host, args.port, strict=args.strict))

@@ -25,7 +25,7 @@ from agentgym.client.errors import AgentGymError
 from agentgym.client.policies import PolicyError
 from agentgym.client.rollout import FileSink, Rollout, RolloutSummary
 from agentgym.client.tasks import TaskSpecError
-from agentgym.client.trajectory import TrajectoryFormatError
+from agentgym.core.trajectory import TrajectoryError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -92,6 +92,6 @@ def run(args: argparse.Namespace) -> int:
     console = Console(stderr=False)
     try:
         return asyncio.run(_run(args, console))
-    except (AgentGymError, PolicyError, TaskSpecError, TrajectoryFormatError, ValueError) as exc:
+    except (AgentGymError, PolicyError, TaskSpecError, TrajectoryError, ValueError) as exc:
         console.print(f"[red]agentgym rollout: {exc}[/red]")
         return 2

@@ -1,8 +1,13 @@
-"""`agentgym train`: the trainer process and its trajectory store.
+"""`agentgym train`: training in one process, the embedded default of `agentgym trainer`.
 
-    agentgym train serve --store runs/store --port 50060     # receive trajectories (rollout --sink grpc://...)
-    agentgym train stats --store runs/store                  # what a store holds (read-only; works while served)
-    agentgym train stats --server 127.0.0.1:50060            # the same, asked of a running trainer
+    agentgym train bc --init mini --data runs/expert.jsonl --out runs/bc
+    agentgym train evol --envs maze --base init:mini --bc-data runs/expert.jsonl --out runs/evol
+
+`train bc` runs behaviour cloning here (torchrun for several GPUs). `train evol` starts, inside
+this process, the same machinery as the separate processes of `agentgym trainer`: a trainer (its
+store and job runner, in --out), a rollout worker, an hf policy server (unless --policy-url) and
+an env server (unless one answers at --env-server or 127.0.0.1:50051), then submits the evol job
+over gRPC and follows it. Rerun with the same --out, it resumes the unfinished job.
 
 Each verb is one `add_<verb>(verbs)` function listed in VERBS: it adds its parser and sets `func`.
 """
@@ -11,144 +16,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 from collections.abc import Callable
+from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
-from agentgym.v1 import trajectory_pb2 as tpb
-
-
-def add_serve(verbs: argparse._SubParsersAction) -> None:
-    from agentgym.trainer.server import DEFAULT_PORT
-
-    p = verbs.add_parser(
-        "serve",
-        help="receive trajectories over gRPC into a durable store",
-        description="Serve agentgym.v1.TrajectoryService: every pushed trajectory is "
-        "appended to the store and acknowledged once fsync'd.",
-    )
-    p.add_argument("--store", required=True, help="store directory (created if missing)")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks one)"
-    )
-    p.add_argument("--segment-mb", type=float, default=256, help="seal a segment at this size (default 256)")
-    p.add_argument(
-        "--max-trajectory-mb", type=float, default=64, help="refuse larger trajectories in band (default 64)"
-    )
-    p.add_argument("--grace", type=float, default=5.0, help="seconds streams get on shutdown (default 5)")
-    p.add_argument(
-        "--max-batch",
-        type=int,
-        default=4096,
-        help="trajectories per group commit (one write + fsync); 1 = one fsync each (default 4096)",
-    )
-    p.set_defaults(func=run_serve)
-
-
-def run_serve(args: argparse.Namespace) -> int:
-    from agentgym.trainer.server import TrainerConfig, serve
-    from agentgym.trainer.service import IngestConfig
-    from agentgym.trainer.store import StoreError
-
-    config = TrainerConfig(
-        store=args.store,
-        host=args.host,
-        port=args.port,
-        segment_bytes=int(args.segment_mb * (1 << 20)),
-        ingest=IngestConfig(max_trajectory_bytes=int(args.max_trajectory_mb * (1 << 20))),
-        grace_s=args.grace,
-        max_batch=args.max_batch,
-    )
-    try:
-        serve(config)
-    except (StoreError, OSError) as exc:
-        raise SystemExit(f"agentgym train serve: {exc}") from None
-    return 0
-
-
-def add_stats(verbs: argparse._SubParsersAction) -> None:
-    p = verbs.add_parser("stats", help="what a trajectory store holds")
-    where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--store", help="store directory (opened read-only)")
-    where.add_argument("--server", help="a running trainer, HOST:PORT")
-    p.set_defaults(func=run_stats)
-
-
-async def _remote_stats(address: str) -> tpb.StatsResponse:
-    import grpc
-
-    async with grpc.aio.insecure_channel(address) as channel:
-        call = channel.unary_unary(
-            "/agentgym.v1.TrajectoryService/Stats",
-            request_serializer=tpb.StatsRequest.SerializeToString,
-            response_deserializer=tpb.StatsResponse.FromString,
-        )
-        return await call(tpb.StatsRequest(), timeout=10)  # type: ignore[no-any-return]
-
-
-def run_stats(args: argparse.Namespace) -> int:
-    console = Console()
-    if args.server:
-        import grpc
-
-        try:
-            stats = asyncio.run(_remote_stats(args.server))
-        except grpc.aio.AioRpcError as exc:
-            raise SystemExit(
-                f"agentgym train stats: {args.server}: {exc.code().name}: {exc.details()}"
-            ) from None
-    else:
-        from agentgym.trainer.service import stats_to_proto
-        from agentgym.trainer.store import StoreError, TrajectoryStore
-
-        try:
-            with TrajectoryStore.open(args.store, readonly=True) as store:
-                stats = stats_to_proto(store.stats())
-        except StoreError as exc:
-            raise SystemExit(f"agentgym train stats: {exc}") from None
-    print_stats(console, stats, live=bool(args.server))
-    return 0
-
-
-def print_stats(console: Console, s: tpb.StatsResponse, live: bool = False) -> None:
-    def rate(n: int, of: int) -> str:
-        return f"{n / of:.1%}" if of else "-"
-
-    envs = Table(title=f"Trajectory store {s.path}")
-    for col in ("env", "trajectories", "successes", "success", "mean reward"):
-        envs.add_column(col, justify="left" if col == "env" else "right")
-    for e in s.envs:
-        envs.add_row(
-            e.env or "?",
-            str(e.trajectories),
-            str(e.successes),
-            rate(e.successes, e.trajectories),
-            f"{e.mean_reward:.3f}",
-        )
-    envs.add_row(
-        "total", str(s.trajectories), str(s.successes), rate(s.successes, s.trajectories), "", style="bold"
-    )
-    console.print(envs)
-    if any(it.HasField("iteration") for it in s.iterations):
-        its = Table(title="Per iteration")
-        for col in ("iteration", "trajectories", "successes", "success", "mean reward"):
-            its.add_column(col, justify="right")
-        for it in s.iterations:
-            label = str(it.iteration) if it.HasField("iteration") else "none"
-            its.add_row(
-                label,
-                str(it.trajectories),
-                str(it.successes),
-                rate(it.successes, it.trajectories),
-                f"{it.mean_reward:.3f}",
-            )
-        console.print(its)
-    console.print(
-        f"{len(s.segments)} segment(s), {s.bytes / (1 << 20):.1f} MiB; corrupt lines skipped: {s.corrupt_lines}"
-        + (f"; since start: {s.duplicates} duplicates, {s.rejected} refused" if live else "")
-    )
+from agentgym.client.cli.trainer import add_evol_args, evol_request
 
 
 def add_bc(verbs: argparse._SubParsersAction) -> None:
@@ -172,8 +46,19 @@ def add_bc(verbs: argparse._SubParsersAction) -> None:
     src.add_argument(
         "--init", choices=["tiny", "mini", "small"], help="train a model built from a config from scratch"
     )
-    p.add_argument("--envs", help="only these envs' trajectories (comma-separated)")
-    p.add_argument("--min-reward", type=float, help="only trajectories with at least this reward")
+    f = p.add_argument_group("filters (applied to every --data source)")
+    f.add_argument("--envs", help="only these envs' trajectories (comma-separated; AgentGym's item ids such "
+                   "as lmrlgym_maze_3 count as their env)")  # fmt: skip
+    f.add_argument("--min-reward", type=float,
+                   help="only trajectories with at least this reward; those that carry no reward (AgentTraj's "
+                   "published files) are kept as demonstrations unless --require-reward")  # fmt: skip
+    f.add_argument(
+        "--require-reward", action="store_true", help="with --min-reward: drop trajectories without a reward"
+    )
+    f.add_argument("--iteration", type=int, help="only this AgentEvol iteration (-1: trajectories with none)")
+    f.add_argument("--weight-version", help="only trajectories produced by this weight version")
+    f.add_argument("--strict", action="store_true",
+                   help="stop at the first bad record in a file (default: skip it, count it, name it in the log)")  # fmt: skip
     p.add_argument("--epochs", type=float, default=d.epochs)
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--warmup-ratio", type=float, default=d.warmup_ratio)
@@ -215,6 +100,21 @@ def add_bc(verbs: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_bc)
 
 
+def bc_query(args: argparse.Namespace) -> dict[str, object]:
+    """Query.of keyword arguments from the filter flags of `train bc`."""
+    query: dict[str, object] = {}
+    if args.envs:
+        query["env"] = [e for e in args.envs.split(",") if e]
+    if args.min_reward is not None:
+        query["min_reward"] = args.min_reward
+        query["keep_unrewarded"] = not args.require_reward
+    if args.iteration is not None:
+        query["iteration"] = args.iteration
+    if args.weight_version:
+        query["weight_version"] = args.weight_version
+    return query
+
+
 def run_bc(args: argparse.Namespace) -> int:
     from agentgym.trainer.bc import BCConfig, train
     from agentgym.trainer.data import DataError
@@ -224,8 +124,8 @@ def run_bc(args: argparse.Namespace) -> int:
         out=args.out,
         model=args.model,
         init=args.init,
-        envs=[e for e in args.envs.split(",") if e] if args.envs else None,
-        min_reward=args.min_reward,
+        query=bc_query(args),
+        strict=args.strict,
         epochs=args.epochs,
         lr=args.lr,
         warmup_ratio=args.warmup_ratio,
@@ -258,143 +158,127 @@ def run_bc(args: argparse.Namespace) -> int:
         mfu = f", MFU {result.mfu:.1%}" if result.mfu is not None else ""
         Console().print(
             f"trained {result.steps} steps on {s['examples']} examples ({s['targets']:,} target tokens of {s['tokens']:,}; "
-            f"{s['truncated']} truncated): loss {result.first_loss:.3f} -> {result.last_loss:.3f}, "
+            f"{s['truncated']} truncated, {s.get('skipped', 0)} bad records skipped): loss {result.first_loss:.3f} -> {result.last_loss:.3f}, "
             f"{result.tokens_per_s:,.0f} tokens/s{mfu}\nmodel: {result.final}"
         )
     return 0
 
 
 def add_evol(verbs: argparse._SubParsersAction) -> None:
-    from agentgym.trainer.evol import EvolConfig
-
-    d = EvolConfig(envs=[], bc_data=[], out="", base="")
     p = verbs.add_parser(
         "evol",
-        help="AgentEvol: explore, filter, learn from base, reload",
+        help="AgentEvol in one process: explore, filter, learn from base, publish, evaluate",
         description=(
-            "AgentEvol iterations over env servers: explore with the current agent (dynamic sampling across envs), keep "
-            "trajectories that reach each env's success threshold, fine-tune the base model on the original data plus "
-            "everything kept, reload the policy, evaluate. Writes report.json, report.md and report.png under --out."
+            "AgentEvol iterations, with the trainer, a rollout worker, a policy server and an env server in this "
+            "process (see `agentgym trainer` for them as separate processes). Explores with the current agent "
+            "(dynamic sampling across envs), keeps trajectories that reach each env's success threshold, fine-tunes "
+            "the base model on the original data plus everything kept, publishes the weights, evaluates. Writes "
+            "report.json, report.md and report.png in the job's folder under --out."
         ),
     )
-    p.add_argument("--envs", required=True, help="comma-separated envs")
-    p.add_argument(
-        "--bc-data", action="append", required=True, help="the original (expert) trajectories (repeatable)"
-    )
-    p.add_argument(
-        "--base", required=True, help="base model: a directory or hub id, or init:tiny / init:small"
-    )
-    p.add_argument(
-        "--agent", help="starting agent (e.g. a BC checkpoint); default: train it from --base first"
-    )
-    p.add_argument("--out", required=True)
-    p.add_argument("--iterations", type=int, default=d.iterations)
-    p.add_argument(
-        "--explore-episodes", type=int, default=d.explore_episodes, help="per iteration, shared between envs"
-    )
-    p.add_argument("--samples-per-task", type=int, default=d.samples_per_task)
-    p.add_argument("--explore-temperature", type=float, default=d.explore_temperature)
-    p.add_argument(
-        "--eval-tasks", type=int, default=d.eval_tasks, help="held-out tasks per env for before/after"
-    )
-    p.add_argument("--uniform", action="store_true", help="equal exploration shares (the paper's ablation)")
-    p.add_argument("--policy", choices=["hf", "sglang"], default=d.policy)
-    p.add_argument(
-        "--policy-url", help="sglang: server URL(s); they must see --out's checkpoints on their disk"
-    )
-    p.add_argument(
-        "--server", help="env server(s) HOST:PORT,... (default 127.0.0.1:50051 or an embedded one)"
-    )
-    p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
-    p.add_argument("--concurrency", type=int, default=d.concurrency)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument(
-        "--bc",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a BC setting for every learn step, e.g. lr=1e-5, epochs=2, max_tokens=8192 (repeatable)",
-    )
-    p.add_argument("--no-progress", action="store_true")
+    add_evol_args(p, embedded=True)
+    p.add_argument("--out", required=True, help="the run's folder (the trainer's: store/ and jobs/)")
     p.set_defaults(func=run_evol)
 
 
-def _bc_overrides(items: list[str]) -> dict[str, object]:
-    from dataclasses import fields
-
-    from agentgym.trainer.bc import BCConfig
-
-    types = {f.name: f.type for f in fields(BCConfig)}
-    out: dict[str, object] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or key not in types or key in ("data", "out", "model", "init"):
-            raise SystemExit(
-                f"--bc {item!r}: expected KEY=VALUE with KEY a BC setting ({', '.join(sorted(types))})"
-            )
-        kind = str(types[key])
-        out[key] = (
-            float(value)
-            if "float" in kind
-            else int(value)
-            if "int" in kind
-            else value.lower() in ("1", "true", "yes")
-            if "bool" in kind
-            else value
-        )
-    return out
-
-
 def run_evol(args: argparse.Namespace) -> int:
-    from agentgym.client.cli.common import env_client
     from agentgym.client.errors import AgentGymError
     from agentgym.client.policies import PolicyError
-    from agentgym.trainer.data import DataError
-    from agentgym.trainer.evol import AgentEvol, EvolConfig, report_markdown
+    from agentgym.trainer.store import StoreError
 
     console = Console()
-    cfg = EvolConfig(
-        envs=[e for e in args.envs.split(",") if e],
-        bc_data=args.bc_data,
-        out=args.out,
-        base=args.base,
-        agent=args.agent,
-        iterations=args.iterations,
-        explore_episodes=args.explore_episodes,
-        samples_per_task=args.samples_per_task,
-        explore_temperature=args.explore_temperature,
-        eval_tasks=args.eval_tasks,
-        uniform=args.uniform,
-        policy=args.policy,
-        policy_url=args.policy_url,
-        max_new_tokens=args.max_new_tokens,
-        concurrency=args.concurrency,
-        seed=args.seed,
-        bc=_bc_overrides(args.bc),
-        progress=not args.no_progress,
-    )
-
-    async def go() -> list:  # type: ignore[type-arg]
-        async with env_client(argparse.Namespace(server=args.server, envs=args.envs), console) as client:
-            return await AgentEvol(cfg, client).run()
-
     try:
-        reports = asyncio.run(go())
-    except (AgentGymError, PolicyError, DataError, ValueError) as exc:
+        report = asyncio.run(embedded_evol(args, console))
+    except (AgentGymError, PolicyError, StoreError, OSError, ValueError) as exc:
         raise SystemExit(f"agentgym train evol: {exc}") from None
-    console.print(report_markdown(reports, cfg.envs))
-    console.print(f"report: {args.out}/report.md, {args.out}/report.json, {args.out}/report.png")
+    if report is None:
+        return 1
+    console.print(report)
     return 0
 
 
+async def embedded_evol(args: argparse.Namespace, console: Console) -> str | None:
+    """Run (or resume) an evol job with every process of the loop inside this one; the report's
+    Markdown when it succeeded, None when it failed."""
+    import grpc
+
+    from agentgym.client.cli.common import connect
+    from agentgym.client.cli.trainer import call, watch
+    from agentgym.client.policies.hf import HFPolicy
+    from agentgym.client.policies.hf_server import PolicyServer
+    from agentgym.client.worker import RolloutWorker
+    from agentgym.trainer.server import TrainerConfig, TrainerServer
+    from agentgym.v1 import trainer_pb2 as rpb
+
+    out = Path(args.out)
+    request = evol_request(args)
+    job = request.evol
+    async with contextlib.AsyncExitStack() as stack:
+        if not job.env_servers:
+            client = await stack.enter_async_context(connect(None, list(job.envs), console))
+            job.env_servers.append(client.servers[0].address)
+        if not job.policy_urls:
+            model = args.agent or _base_model(args.base, out, args.seed)
+            policy = HFPolicy(model, seed=args.seed)
+            await policy.start()
+            stack.push_async_callback(policy.close)
+            server = PolicyServer(policy)
+            port = await server.start()
+            stack.push_async_callback(server.stop)
+            job.policy_urls.append(f"http://127.0.0.1:{port}")
+        trainer = await TrainerServer.start(TrainerConfig(dir=out, port=0, run_jobs=False))
+        stack.push_async_callback(trainer.stop)
+        # An unfinished evol job in --out resumes, aimed at this run's servers.
+        unfinished = [j for j in trainer.jobs.jobs.values() if j.kind == "evol" and j.state == "QUEUED"]
+        for j in unfinished:
+            trainer.jobs.retarget(j.id, list(job.policy_urls), list(job.env_servers))
+        trainer.jobs.start()
+        stop = asyncio.Event()
+        worker = RolloutWorker(trainer.address, env_servers=list(job.env_servers), name="embedded")
+        task = asyncio.create_task(worker.run(stop))
+
+        async def stop_worker() -> None:
+            stop.set()
+            await task
+
+        stack.push_async_callback(stop_worker)
+        if unfinished:
+            job_id = unfinished[-1].id
+            console.print(f"resuming {job_id} in {out}")
+        else:
+            try:
+                job_id = (await call(trainer.address, "Submit", request)).id
+            except grpc.aio.AioRpcError as exc:
+                raise ValueError(exc.details()) from None
+        ended = await watch(trainer.address, job_id, console)
+        if ended.state != rpb.SUCCEEDED:
+            console.print(f"[red]{job_id} {rpb.JobState.Name(ended.state)}: {ended.error}[/red]")
+            return None
+        folder = Path(ended.out)
+        return (folder / "report.md").read_text() + f"\nreport: {folder}/report.md, report.json, report.png"
+
+
+def _base_model(base: str, out: Path, seed: int) -> str:
+    """A directory the policy server can load before the first agent exists: the base model, or for
+    init:SIZE the same from-scratch model the learn step builds (the same tokenizer)."""
+    if not base.startswith("init:"):
+        return base
+    from agentgym.trainer.tiny import save
+
+    folder = out / f"base-{base[5:]}-seed{seed}"
+    if not (folder / "config.json").exists():
+        save(folder, base[5:], seed)
+    return str(folder)
+
+
 # The verbs of `agentgym train`, in help order. Add one: write add_<verb>, list it here.
-VERBS: list[Callable[[argparse._SubParsersAction], None]] = [add_bc, add_evol, add_serve, add_stats]
+VERBS: list[Callable[[argparse._SubParsersAction], None]] = [add_bc, add_evol]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
-        help="the trainer: trajectory store and training",
+        help="train in this process: behaviour cloning, AgentEvol",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -35,7 +35,7 @@ def make_policy(backend: str, *, model: str | None = None, url: str | None = Non
             )
         from agentgym.client.policies.sglang import SGLangPolicy
 
-        return SGLangPolicy(url, model, sampling)
+        return SGLangPolicy(url, model, sampling, seed=seed)
     if backend == "openai":
         if not url or not model:
             raise PolicyError(

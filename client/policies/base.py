@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from agentgym.client.envclient import Episode
-    from agentgym.client.policies.chat import ChatTokens, Conversation
+    from agentgym.client.policies.chat import Conversation
     from agentgym.client.types import EnvInfo
+    from agentgym.core.chat import ChatTokens
 
 
 class PolicyError(Exception):
@@ -66,6 +67,11 @@ class Policy(ABC):
     @abstractmethod
     async def act(self, conversation: Conversation, episode: Episode) -> Turn:
         """The next agent turn for this conversation (the last message is the env's)."""
+
+    async def load_weights(self, model_path: str, weight_version: str) -> None:
+        """Serve the checkpoint at `model_path` from now on, as `weight_version` (the version every
+        later turn carries). One operation for every policy that has weights; the others refuse."""
+        raise PolicyError(f"the {self.name} policy has no weights to load")
 
     def describe(self) -> dict[str, str]:
         """Facts for run reports (backend, model, weight version)."""

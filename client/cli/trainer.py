@@ -1,0 +1,406 @@
+"""`agentgym trainer`: the trainer process, its jobs, and the rollout workers that feed it.
+
+    agentgym trainer serve --dir runs/trainer --port 50060      # store + job runner (one process)
+    agentgym trainer worker --trainer 127.0.0.1:50060           # plays the rollouts jobs need
+    agentgym trainer submit bc --base init:mini --query iteration=-1 --query env=maze --follow
+    agentgym trainer submit evol --envs maze --base init:mini --bc-query iteration=-1 \\
+        --policy-url http://127.0.0.1:30000 --env-server 127.0.0.1:50051 --iterations 2 --follow
+    agentgym trainer jobs | logs JOB | cancel JOB | stats
+
+`--trainer` defaults to 127.0.0.1:50060 (or $AGENTGYM_TRAINER). Each verb is one `add_<verb>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from rich.console import Console
+from rich.table import Table
+
+from agentgym.core.rpc import stub
+from agentgym.v1 import trainer_pb2 as rpb
+from agentgym.v1 import trajectory_pb2 as tpb
+
+SERVICE = rpb.DESCRIPTOR.services_by_name["TrainerService"]
+STORE = tpb.DESCRIPTOR.services_by_name["TrajectoryService"]
+DEFAULT_TRAINER = os.environ.get("AGENTGYM_TRAINER", "127.0.0.1:50060")
+
+
+def _trainer_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--trainer", default=DEFAULT_TRAINER, help=f"the trainer, HOST:PORT (default {DEFAULT_TRAINER})"
+    )
+
+
+async def call(address: str, method: str, request: Any, deadline_s: float = 30.0) -> Any:
+    async with grpc.aio.insecure_channel(address) as channel:
+        return await stub(channel, SERVICE, method)(request, timeout=deadline_s)
+
+
+def _fail(verb: str, exc: grpc.aio.AioRpcError, address: str) -> SystemExit:
+    return SystemExit(f"agentgym trainer {verb}: {address}: {exc.code().name}: {exc.details()}")
+
+
+# --- filters and settings, shared by submit and `agentgym train` ----------------------------------------
+FILTER_HELP = (
+    "KEY=VALUE, repeatable: env (repeat for several), min_reward, max_reward, success (true|false), "
+    "iteration (-1: none), weight_version, item_id, since, until (epoch seconds), limit, keep_unrewarded. "
+    "A trajectory without a reward matches no reward bound unless keep_unrewarded=true."
+)
+
+
+def parse_filter(items: list[str]) -> tpb.TrajectoryFilter:
+    f = tpb.TrajectoryFilter()
+    for item in items:
+        key, sep, value = item.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            if key == "env":
+                f.envs.extend(v for v in value.split(",") if v)
+            elif key == "weight_version":
+                f.weight_versions.append(value)
+            elif key == "item_id":
+                f.item_ids.append(value)
+            elif key in ("min_reward", "max_reward", "since", "until"):
+                setattr(f, key, float(value))
+            elif key in ("iteration", "limit"):
+                setattr(f, key, int(value))
+            elif key in ("success", "keep_unrewarded"):
+                if value.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError
+                setattr(f, key, value.lower() in ("true", "1"))
+            else:
+                raise ValueError
+        except ValueError:
+            raise SystemExit(f"bad filter {item!r}: {FILTER_HELP}") from None
+    return f
+
+
+def parse_settings(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set {item!r}: expected KEY=VALUE, a BC setting (e.g. lr=1e-5, epochs=2)")
+        out[key] = value
+    return out
+
+
+def data_spec(files: list[str], query: list[str], strict: bool) -> rpb.DataSpec:
+    spec = rpb.DataSpec(files=[os.path.abspath(f) for f in files], strict=strict)
+    if query:
+        spec.store.CopyFrom(parse_filter(query))
+    return spec
+
+
+def add_evol_args(p: argparse.ArgumentParser, *, embedded: bool) -> None:
+    """The evol job's settings (trainer.proto's EvolJob), for `trainer submit evol` and `train evol`."""
+    p.add_argument("--envs", required=True, help="comma-separated envs")
+    p.add_argument("--base", required=True, help="base model: a directory or hub id, or init:tiny|mini|small")
+    p.add_argument(
+        "--agent", help="starting agent (a checkpoint); default: train it from --base on the BC data first"
+    )
+    p.add_argument(
+        "--bc-data", action="append", default=[], help="original (expert) trajectory files (repeatable)"
+    )
+    p.add_argument("--bc-query", action="append", default=[], metavar="KEY=VALUE",
+                   help="original trajectories from the trainer's store: " + FILTER_HELP)  # fmt: skip
+    p.add_argument(
+        "--strict", action="store_true", help="fail on a bad record in --bc-data instead of skipping it"
+    )
+    p.add_argument("--iterations", type=int, default=1)
+    p.add_argument("--explore-episodes", type=int, default=400, help="per iteration, shared between envs")
+    p.add_argument("--samples-per-task", type=int, default=1)
+    p.add_argument("--explore-temperature", type=float, default=0.7)
+    p.add_argument(
+        "--eval-tasks", type=int, default=50, help="held-out tasks per env, evaluated after each step"
+    )
+    p.add_argument("--uniform", action="store_true", help="equal exploration shares (the paper's ablation)")
+    p.add_argument("--policy-url", action="append", default=[],
+                   help="policy server(s) to roll out against and publish weights to (repeatable"
+                   + ("; default: an hf policy server in this process" if embedded else "") + ")")  # fmt: skip
+    p.add_argument("--env-server", action="append", default=[],
+                   help="env server(s) HOST:PORT (repeatable" + ("; default 127.0.0.1:50051 or an embedded one"
+                                                                 if embedded else "") + ")")  # fmt: skip
+    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--concurrency", type=int, default=64, help="episodes at once per worker")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a BC setting for every learn step, e.g. lr=1e-5, epochs=2 (repeatable)")  # fmt: skip
+    p.add_argument("--work-chunk", type=int, default=0, help="episodes per work item (default 256)")
+    p.add_argument("--nproc", type=int, default=1, help="learning processes (torchrun), one per GPU")
+
+
+def evol_request(args: argparse.Namespace) -> rpb.SubmitRequest:
+    job = rpb.EvolJob(
+        envs=[e for e in args.envs.split(",") if e], base=args.base, agent=args.agent or "",
+        iterations=args.iterations, explore_episodes=args.explore_episodes, samples_per_task=args.samples_per_task,
+        explore_temperature=args.explore_temperature, eval_tasks=args.eval_tasks, uniform=args.uniform,
+        policy_urls=[u for us in args.policy_url for u in us.split(",") if u],
+        env_servers=[s for ss in args.env_server for s in ss.split(",") if s], max_new_tokens=args.max_new_tokens,
+        concurrency=args.concurrency, seed=args.seed, settings=parse_settings(args.set), work_chunk=args.work_chunk,
+        nproc=args.nproc,
+    )  # fmt: skip
+    if args.bc_data or args.bc_query:
+        job.bc_data.CopyFrom(data_spec(args.bc_data, args.bc_query, args.strict))
+    return rpb.SubmitRequest(evol=job)
+
+
+# --- verbs ---------------------------------------------------------------------------------------------
+def add_serve(verbs: argparse._SubParsersAction) -> None:
+    from agentgym.trainer.server import DEFAULT_PORT
+
+    p = verbs.add_parser("serve", help="run the trainer: trajectory store, job runner, rollout work",
+                         description="Serve TrajectoryService and TrainerService on one port. Trajectories "
+                         "pushed to it are acknowledged once fsync'd; jobs run one at a time and resume "
+                         "after a restart.")  # fmt: skip
+    p.add_argument("--dir", required=True, help="the trainer's folder: store/ and jobs/ (created if missing)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks one)"
+    )
+    p.add_argument(
+        "--segment-mb", type=float, default=256, help="seal a store segment at this size (default 256)"
+    )
+    p.add_argument(
+        "--max-trajectory-mb", type=float, default=64, help="refuse larger trajectories in band (default 64)"
+    )
+    p.add_argument("--grace", type=float, default=5.0, help="seconds streams get on shutdown (default 5)")
+    p.add_argument("--max-batch", type=int, default=4096,
+                   help="trajectories per group commit (one write + fsync); 1 = one fsync each (default 4096)")  # fmt: skip
+    p.add_argument("--no-jobs", action="store_true", help="store only: do not run jobs")
+    p.set_defaults(func=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from agentgym.trainer.server import TrainerConfig, serve
+    from agentgym.trainer.service import IngestConfig
+    from agentgym.trainer.store import StoreError
+
+    config = TrainerConfig(
+        dir=args.dir, host=args.host, port=args.port, segment_bytes=int(args.segment_mb * (1 << 20)),
+        ingest=IngestConfig(max_trajectory_bytes=int(args.max_trajectory_mb * (1 << 20))), grace_s=args.grace,
+        max_batch=args.max_batch, run_jobs=not args.no_jobs,
+    )  # fmt: skip
+    try:
+        serve(config)
+    except (StoreError, OSError) as exc:
+        raise SystemExit(f"agentgym trainer serve: {exc}") from None
+    return 0
+
+
+def add_submit(verbs: argparse._SubParsersAction) -> None:
+    p = verbs.add_parser("submit", help="queue a job (bc or evol) on the trainer")
+    kinds = p.add_subparsers(dest="kind", required=True, metavar="JOB")
+    bc = kinds.add_parser("bc", help="behaviour cloning from files and/or the trainer's store")
+    _trainer_arg(bc)
+    bc.add_argument("--base", required=True, help="model directory or hub id, or init:tiny|mini|small")
+    bc.add_argument(
+        "--data", action="append", default=[], help="trajectory files on the trainer's disk (repeatable)"
+    )
+    bc.add_argument("--query", action="append", default=[], metavar="KEY=VALUE",
+                    help="trajectories from the trainer's store: " + FILTER_HELP)  # fmt: skip
+    bc.add_argument(
+        "--strict", action="store_true", help="fail on a bad record in --data instead of skipping it"
+    )
+    bc.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="a BC setting (repeatable)"
+    )
+    bc.add_argument("--policy-url", action="append", default=[], help="policy servers that load the result")
+    bc.add_argument("--weight-version", default="", help="the version to publish under (default: the job id)")
+    bc.add_argument("--nproc", type=int, default=1)
+    bc.add_argument("--follow", action="store_true", help="follow the job's log until it ends")
+    bc.set_defaults(func=run_submit)
+    evol = kinds.add_parser("evol", help="AgentEvol: explore, filter, learn from base, publish, evaluate")
+    _trainer_arg(evol)
+    add_evol_args(evol, embedded=False)
+    evol.add_argument("--follow", action="store_true", help="follow the job's log until it ends")
+    evol.set_defaults(func=run_submit)
+
+
+def run_submit(args: argparse.Namespace) -> int:
+    if args.kind == "bc":
+        request = rpb.SubmitRequest(bc=rpb.BCJob(
+            base=args.base, data=data_spec(args.data, args.query, args.strict), settings=parse_settings(args.set),
+            policy_urls=[u for us in args.policy_url for u in us.split(",") if u],
+            weight_version=args.weight_version, nproc=args.nproc,
+        ))  # fmt: skip
+    else:
+        request = evol_request(args)
+    try:
+        job = asyncio.run(call(args.trainer, "Submit", request))
+    except grpc.aio.AioRpcError as exc:
+        raise _fail("submit", exc, args.trainer) from None
+    print(f"{job.id} {rpb.JobState.Name(job.state)} ({job.out})", flush=True)
+    return follow(args.trainer, job.id) if args.follow else 0
+
+
+async def watch(address: str, job_id: str, console: Console) -> rpb.Job:
+    """Print a job's events as they come, until it ends; returns the ended job."""
+    async with grpc.aio.insecure_channel(address) as channel:
+        async for e in stub(channel, SERVICE, "Watch")(rpb.WatchRequest(id=job_id)):
+            stamp = time.strftime("%H:%M:%S", time.localtime(e.time))
+            style = {"warning": "yellow", "error": "red"}.get(e.level, "default")
+            progress = f" [{e.progress:.0%}]" if 0 < e.progress < 1 else ""
+            console.print(
+                f"[dim]{stamp}[/dim] {job_id}: [{style}]{e.message}[/{style}]{progress}", highlight=False
+            )
+        return await stub(channel, SERVICE, "GetJob")(rpb.GetJobRequest(id=job_id))  # type: ignore[no-any-return]
+
+
+def follow(address: str, job_id: str, console: Console | None = None) -> int:
+    """Print a job's events until it ends; 0 if it succeeded."""
+    try:
+        job = asyncio.run(watch(address, job_id, console or Console()))
+    except grpc.aio.AioRpcError as exc:
+        raise _fail("logs", exc, address) from None
+    return 0 if job.state == rpb.SUCCEEDED else 1
+
+
+def add_jobs(verbs: argparse._SubParsersAction) -> None:
+    p = verbs.add_parser("jobs", help="list the trainer's jobs")
+    _trainer_arg(p)
+    p.set_defaults(func=run_jobs)
+
+
+def run_jobs(args: argparse.Namespace) -> int:
+    try:
+        reply = asyncio.run(call(args.trainer, "ListJobs", rpb.ListJobsRequest()))
+    except grpc.aio.AioRpcError as exc:
+        raise _fail("jobs", exc, args.trainer) from None
+    table = Table(title=f"Jobs on {args.trainer}")
+    for col in ("id", "kind", "state", "step", "progress", "weight version", "created", "error"):
+        table.add_column(col)
+    for j in reply.jobs:
+        table.add_row(j.id, j.kind, rpb.JobState.Name(j.state), j.step, f"{j.progress:.0%}" if j.step else "",
+                      j.weight_version, time.strftime("%m-%d %H:%M", time.localtime(j.created)), j.error[:60])  # fmt: skip
+    Console().print(table)
+    return 0
+
+
+def add_logs(verbs: argparse._SubParsersAction) -> None:
+    p = verbs.add_parser("logs", help="a job's log and progress, followed until it ends")
+    _trainer_arg(p)
+    p.add_argument("job")
+    p.set_defaults(func=lambda args: follow(args.trainer, args.job))
+
+
+def add_cancel(verbs: argparse._SubParsersAction) -> None:
+    p = verbs.add_parser("cancel", help="cancel a queued or running job")
+    _trainer_arg(p)
+    p.add_argument("job")
+    p.set_defaults(func=run_cancel)
+
+
+def run_cancel(args: argparse.Namespace) -> int:
+    try:
+        job = asyncio.run(call(args.trainer, "Cancel", rpb.CancelRequest(id=args.job)))
+    except grpc.aio.AioRpcError as exc:
+        raise _fail("cancel", exc, args.trainer) from None
+    print(f"{job.id} {rpb.JobState.Name(job.state)}")
+    return 0
+
+
+def add_worker(verbs: argparse._SubParsersAction) -> None:
+    p = verbs.add_parser("worker", help="a rollout worker: plays the rollouts the trainer's jobs need")
+    _trainer_arg(p)
+    p.add_argument("--env-server", action="append", default=[],
+                   help="env server(s) to play on, overriding the jobs' (repeatable)")  # fmt: skip
+    p.add_argument("--name", help="a name for the trainer's logs (default host:pid)")
+    p.set_defaults(func=run_worker)
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    from agentgym.client.worker import RolloutWorker
+
+    worker = RolloutWorker(args.trainer, env_servers=[s for ss in args.env_server for s in ss.split(",") if s],
+                           name=args.name)  # fmt: skip
+    print(f"rollout worker {worker.name} taking work from {args.trainer}", flush=True)
+    asyncio.run(worker.run())
+    return 0
+
+
+def add_stats(verbs: argparse._SubParsersAction) -> None:
+    p = verbs.add_parser("stats", help="what the trajectory store holds")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--dir", help="a trainer's folder (its store is opened read-only; works while it runs)"
+    )
+    where.add_argument("--trainer", default=DEFAULT_TRAINER, help="a running trainer, HOST:PORT")
+    p.set_defaults(func=run_stats)
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    console = Console()
+    if args.dir:
+        from pathlib import Path
+
+        from agentgym.trainer.service import stats_to_proto
+        from agentgym.trainer.store import StoreError, TrajectoryStore
+
+        try:
+            with TrajectoryStore.open(Path(args.dir) / "store", readonly=True) as store:
+                stats = stats_to_proto(store.stats())
+        except StoreError as exc:
+            raise SystemExit(f"agentgym trainer stats: {exc}") from None
+    else:
+
+        async def remote() -> tpb.StatsResponse:
+            async with grpc.aio.insecure_channel(args.trainer) as channel:
+                return await stub(channel, STORE, "Stats")(tpb.StatsRequest(), timeout=10)  # type: ignore[no-any-return]
+
+        try:
+            stats = asyncio.run(remote())
+        except grpc.aio.AioRpcError as exc:
+            raise _fail("stats", exc, args.trainer) from None
+    print_stats(console, stats, live=not args.dir)
+    return 0
+
+
+def print_stats(console: Console, s: tpb.StatsResponse, live: bool = False) -> None:
+    def rate(n: int, of: int) -> str:
+        return f"{n / of:.1%}" if of else "-"
+
+    envs = Table(title=f"Trajectory store {s.path}")
+    for col in ("env", "trajectories", "successes", "success", "mean reward"):
+        envs.add_column(col, justify="left" if col == "env" else "right")
+    for e in s.envs:
+        envs.add_row(e.env or "?", str(e.trajectories), str(e.successes), rate(e.successes, e.trajectories),
+                     f"{e.mean_reward:.3f}")  # fmt: skip
+    envs.add_row(
+        "total", str(s.trajectories), str(s.successes), rate(s.successes, s.trajectories), "", style="bold"
+    )
+    console.print(envs)
+    if any(it.HasField("iteration") for it in s.iterations):
+        its = Table(title="Per iteration")
+        for col in ("iteration", "trajectories", "successes", "success", "mean reward"):
+            its.add_column(col, justify="right")
+        for it in s.iterations:
+            label = str(it.iteration) if it.HasField("iteration") else "none"
+            its.add_row(label, str(it.trajectories), str(it.successes), rate(it.successes, it.trajectories),
+                        f"{it.mean_reward:.3f}")  # fmt: skip
+        console.print(its)
+    console.print(
+        f"{len(s.segments)} segment(s), {s.bytes / (1 << 20):.1f} MiB; corrupt lines skipped: {s.corrupt_lines}"
+        + (f"; since start: {s.duplicates} duplicates, {s.rejected} refused" if live else "")
+    )
+
+
+VERBS: list[Callable[[argparse._SubParsersAction], None]] = [
+    add_serve, add_worker, add_submit, add_jobs, add_logs, add_cancel, add_stats,
+]  # fmt: skip
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("trainer", help="the trainer process, its jobs and rollout workers", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+    for add in VERBS:
+        add(verbs)
