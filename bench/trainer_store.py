@@ -9,8 +9,9 @@ Rows:
   `max_batch=1` (each record gets its own write + fdatasync): the baseline;
 - store, group commit: the same appends, sharing writes and fdatasyncs (the default);
 - store, no fsync: the same without fdatasync (page cache only; an upper bound, not durable);
-- gRPC, one fsync per record / group commit: `agentgym train serve` as its own process, fed by
-  the rollout's `grpc://` sink from this process (to_proto, one Push stream, acks awaited).
+- gRPC, one fsync per record / group commit: `agentgym trainer serve --no-jobs` as its own process,
+  fed by the rollout's `grpc://` sink from this process (Trajectory.to_proto, one Push stream, acks
+  awaited).
 Ratios are against the baseline row of the same kind, measured in the same run: the machine is
 shared and the disk's fsync latency varies (here: a median of 0.3 ms with a tail of tens of ms,
 which is what one-fsync-per-record pays), so read the ratios first. The store directory must be
@@ -38,41 +39,44 @@ from rich.console import Console
 from rich.table import Table
 
 from agentgym.client.sinks import GrpcSink
+from agentgym.core.trajectory import Trajectory
 from agentgym.trainer.store import TrajectoryStore
 
 AGENTGYM = str(Path(sys.executable).with_name("agentgym"))
 
 
-def make_record(i: int, tokens: int) -> dict[str, Any]:
+def make_trajectory(i: int, tokens: int) -> Trajectory:
     gen = tokens // 4
-    return {
-        "item_id": f"maze_{i}",
-        "conversations": [
-            {"from": "human", "loss": None, "value": "You are in a maze. " * (tokens // 10)},
-            {
-                "from": "gpt",
-                "loss": True,
-                "value": "Thought:\nGo down.\n\nAction:\nmove down " * (gen // 12 + 1),
-            },
-        ],
-        "reward": float(i % 2),
-        "success": i % 2,
-        "env": "maze",
-        "task_id": i,
-        "seed": i,
-        "sample": 0,
-        "rounds": 4,
-        "finish": "done",
-        "policy": "sglang",
-        "input_ids": [(i + t) % 32_000 for t in range(tokens)],
-        "loss_mask": [0] * (tokens - gen) + [1] * gen,
-        "logprobs": [None] * (tokens - gen) + [-0.25] * gen,
-        "weight_version": "v1",
-        "timing": {"start": 1.7e9, "duration_s": 1.0, "policy_s": 0.9, "env_s": 0.05},
-    }
+    return Trajectory.from_json(
+        {
+            "item_id": f"maze_{i}",
+            "conversations": [
+                {"from": "human", "loss": None, "value": "You are in a maze. " * (tokens // 10)},
+                {
+                    "from": "gpt",
+                    "loss": True,
+                    "value": "Thought:\nGo down.\n\nAction:\nmove down " * (gen // 12 + 1),
+                },
+            ],
+            "reward": float(i % 2),
+            "success": i % 2,
+            "env": "maze",
+            "task_id": i,
+            "seed": i,
+            "sample": 0,
+            "rounds": 4,
+            "finish": "done",
+            "policy": "sglang",
+            "input_ids": [(i + t) % 32_000 for t in range(tokens)],
+            "loss_mask": [0] * (tokens - gen) + [1] * gen,
+            "logprobs": [None] * (tokens - gen) + [-0.25] * gen,
+            "weight_version": "v1",
+            "timing": {"start": 1.7e9, "duration_s": 1.0, "policy_s": 0.9, "env_s": 0.05},
+        }
+    )
 
 
-async def bench_store(path: Path, records: list[dict[str, Any]], concurrency: int, **options: Any) -> float:
+async def bench_store(path: Path, records: list[Trajectory], concurrency: int, **options: Any) -> float:
     shutil.rmtree(path, ignore_errors=True)
     store = TrajectoryStore.open(path, **options)
     queue = iter(records)
@@ -108,7 +112,7 @@ def wait_serving(port: int, proc: subprocess.Popen[bytes]) -> None:
     raise TimeoutError("trainer not serving")
 
 
-async def feed(port: int, records: list[dict[str, Any]]) -> float:
+async def feed(port: int, records: list[Trajectory]) -> float:
     sink = GrpcSink(f"127.0.0.1:{port}", resume=False)
     t0 = time.perf_counter()
     for rec in records:
@@ -119,10 +123,11 @@ async def feed(port: int, records: list[dict[str, Any]]) -> float:
     return len(records) / seconds
 
 
-def bench_grpc(path: Path, records: list[dict[str, Any]], max_batch: int) -> float:
+def bench_grpc(path: Path, records: list[Trajectory], max_batch: int) -> float:
+    """A store-only trainer in `path` (its store in `path`/store)."""
     shutil.rmtree(path, ignore_errors=True)
     port = free_port()
-    proc = subprocess.Popen([AGENTGYM, "--log-level", "warning", "train", "serve", "--store", str(path),
+    proc = subprocess.Popen([AGENTGYM, "--log-level", "warning", "trainer", "serve", "--dir", str(path), "--no-jobs",
                              "--port", str(port), "--max-batch", str(max_batch)])  # fmt: skip
     try:
         wait_serving(port, proc)
@@ -141,7 +146,7 @@ def main() -> None:
     args = ap.parse_args()
     root = Path(args.dir or tempfile.mkdtemp(prefix="store-bench-"))
     root.mkdir(parents=True, exist_ok=True)
-    records = [make_record(i, args.tokens) for i in range(args.n)]
+    records = [make_trajectory(i, args.tokens) for i in range(args.n)]
     # A quarter of the records for the slow baselines keeps the run short; rates are per second.
     few = records[: max(500, args.n // 4)]
     size = os.path.getsize

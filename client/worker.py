@@ -17,6 +17,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -130,7 +131,11 @@ class RolloutWorker:
                     item = read.result()
                     if item is grpc.aio.EOF:
                         return
-                    done = await self.do(item)
+                    try:
+                        done = await self.do(item)
+                    except Exception as exc:  # a bug here must not take the worker down: report it
+                        log.exception("work item raised", extra={"id": item.id})
+                        done = rpb.WorkDone(id=item.id, error=f"{type(exc).__name__}: {exc}")
                     self.items_done += 1
                     await outbox.put(rpb.WorkerMessage(done=done))
             finally:
@@ -158,6 +163,7 @@ class RolloutWorker:
                 GrpcSink(self.trainer, iteration=item.iteration if item.HasField("iteration") else None)
             )
         policy = self.make_policy(item)
+        started = time.perf_counter()
         log.info("work item", extra={"id": item.id, "purpose": item.purpose, "episodes": len(specs),
                                      "weight_version": item.weight_version})  # fmt: skip
         try:
@@ -170,6 +176,5 @@ class RolloutWorker:
             return rpb.WorkDone(id=item.id, error=f"{type(exc).__name__}: {exc}")
         finally:
             await policy.close()
-        if summary.stopped:
-            return rpb.WorkDone(id=item.id, results=results.results, error=summary.stopped)
-        return rpb.WorkDone(id=item.id, results=results.results)
+        return rpb.WorkDone(id=item.id, results=results.results, error=summary.stopped,
+                            seconds=time.perf_counter() - started)  # fmt: skip

@@ -359,7 +359,9 @@ class Trajectory:
             timing = extra.pop("timing", None)
             if timing is not None:
                 if type(timing) is not dict:
-                    raise TrajectoryError(f"{where}: timing must be a JSON object, got {type(timing).__name__}")
+                    raise TrajectoryError(
+                        f"{where}: timing must be a JSON object, got {type(timing).__name__}"
+                    )
                 kw["timing"] = timing
         traj = cls(
             item_id=msg.item_id,

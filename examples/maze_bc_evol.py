@@ -1,19 +1,26 @@
-"""Demonstration on CPU: behaviour cloning from scratch on Maze, then one AgentEvol iteration.
+"""Demonstration on CPU: behaviour cloning from scratch on Maze, then AgentEvol, through the fabric.
 
-    python examples/maze_bc_evol.py                 # under 30 minutes on 2 cores
-    python examples/maze_bc_evol.py --out runs/demo --epochs 24
+    python examples/maze_bc_evol.py                 # about 30 minutes on 2 cores
+    python examples/maze_bc_evol.py --out runs/demo --seed 1
 
-1. The expert plays half of Maze's 425 train tasks (all on LMRL-Gym's double-T maze); its
-   trajectories are the behaviour-cloning data, like AgentTraj covering part of the instructions.
-2. A 1M-parameter Llama (built from a config, its tokenizer trained on the envs' text: no download)
-   learns them from scratch.
-3. `random` and the expert play the 131 test tasks: the original benchmark's 25 and 106
-   start/goal pairs no training episode used.
-4. One AgentEvol iteration: the cloned agent plays the test tasks (its BC row), explores the whole
-   train split with sampling (the tasks it saw and those it did not), the successes are kept, the
-   base model is trained again on the expert data plus the kept trajectories, the policy reloads
-   the new weights, and the test tasks are played again.
-The table at the end compares them.
+Every part runs as its own process, as on a cluster: an env server (`agentgym serve`), the trainer
+(`agentgym trainer serve`: the trajectory store and the job runner), a policy server speaking
+SGLang's API (`agentgym policy serve --backend hf`, a from-scratch 1M-parameter Llama), and a
+rollout worker (`agentgym trainer worker`). This script only drives them:
+
+1. The expert plays half of Maze's 425 train tasks (all on LMRL-Gym's double-T maze) and streams its
+   trajectories to the trainer (`agentgym rollout --sink grpc://...`): the behaviour-cloning data,
+   like AgentTraj covering part of the instructions.
+2. `random` and the expert play the 131 test tasks: the original benchmark's 25 and 106 start/goal
+   pairs no training episode used.
+3. One AgentEvol job (`agentgym trainer submit evol`): behaviour cloning from the base model on the
+   expert's trajectories (a store query), published to the policy server and evaluated on the test
+   tasks (the BC row); then one iteration: the worker explores the whole train split with sampling
+   against the policy server, the trainer keeps the successes (a store query on iteration, weight
+   version and reward), trains the base model again on the expert data plus the kept
+   trajectories, publishes the new weights, and the test tasks are played again.
+The table at the end compares them. The same command and seed give the same table (see README
+for the spread over seeds).
 """
 
 from __future__ import annotations
@@ -21,156 +28,147 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import random
+import signal
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from agentgym.client import EnvClient
-from agentgym.client.policies import Sampling, make_policy
-from agentgym.client.rollout import FileSink, Rollout, RolloutConfig
-from agentgym.client.tasks import expand
-from agentgym.client.trajectory import read_jsonl
-from agentgym.server.app import Server
-from agentgym.server.config import ServerConfig
-from agentgym.trainer.bc import BCConfig, train
-from agentgym.trainer.evol import AgentEvol, EvolConfig
+from agentgym.core.trajectory import read_trajectories
+
+AGENTGYM = str(Path(sys.executable).with_name("agentgym"))
 
 
-async def play(client: EnvClient, policy_name: str, tasks: list[int], out: Path) -> list[dict]:  # type: ignore[type-arg]
-    policy = make_policy(policy_name, sampling=Sampling(0.0, 1.0, 64), seed=1)
-    policy.prepare(await client.envs())
-    await policy.start()
-    try:
-        await Rollout(client, policy, RolloutConfig(concurrency=64, progress=False), [FileSink(out)]).run(
-            expand({"maze": tasks})
-        )
-    finally:
-        await policy.close()
-    return list(read_jsonl(out))
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
-def success(records: list[dict], tasks: set[int]) -> float:  # type: ignore[type-arg]
-    rs = [r for r in records if r["task_id"] in tasks]
-    return sum(r["success"] for r in rs) / max(1, len(rs))
+def run(*cmd: str) -> str:
+    out = subprocess.run([AGENTGYM, "--log-level", "warning", *cmd], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"agentgym {' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
+    return out.stdout
 
 
-async def main(args: argparse.Namespace) -> None:
+def success(rows: list[tuple[int, bool]], tasks: set[int]) -> float:
+    picked = [ok for task, ok in rows if task in tasks]
+    return sum(picked) / max(1, len(picked))
+
+
+def main(args: argparse.Namespace) -> None:
     console = Console(width=120)
-    out = Path(args.out)
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    server = await Server.start(ServerConfig(port=0, envs=["maze"], idle_timeout_s=0))
+    env_port, policy_port, trainer_port = free_port(), free_port(), free_port()
+    env, trainer, policy_url = f"127.0.0.1:{env_port}", f"127.0.0.1:{trainer_port}", f"http://127.0.0.1:{policy_port}"
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def spawn(name: str, *cmd: str) -> None:
+        log = (out / f"{name}.log").open("ab")
+        procs.append(subprocess.Popen([AGENTGYM, "--log-level", "warning", *cmd], stdout=log, stderr=log))
+
+    def stamp(text: str) -> None:
+        console.print(f"[{time.time() - t0:5.0f}s] {text}")
+
     try:
-        async with EnvClient(f"127.0.0.1:{server.port}") as client:
-            info = await client.env_info("maze")
-            train_tasks, test_tasks = info.tasks("train"), info.tasks("test")
-            original, held_out = set(info.tasks("original")), set(info.tasks("held_out"))
-            console.print(
-                f"maze: {len(train_tasks)} train tasks, {len(test_tasks)} test tasks ({len(original)} original, {len(held_out)} held out)"
-            )
+        spawn("env", "serve", "--port", str(env_port), "--envs", "maze", "--idle-timeout", "0")
+        spawn("trainer", "trainer", "serve", "--dir", str(out / "trainer"), "--port", str(trainer_port))
+        spawn("policy", "policy", "serve", "--backend", "hf", "--model", f"init:{args.size}", "--port", str(policy_port))
+        deadline = time.time() + 180
+        while True:
+            try:
+                urllib.request.urlopen(policy_url + "/health", timeout=2)
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise SystemExit(f"the policy server did not start: see {out / 'policy.log'}") from None
+                time.sleep(0.5)
+        spawn("worker", "trainer", "worker", "--trainer", trainer)
 
-            expert_data = out / "expert_train.jsonl"
-            bc_tasks = sorted(
-                random.Random(args.seed).sample(train_tasks, min(args.bc_tasks, len(train_tasks)))
-            )
-            await play(client, "expert", bc_tasks, expert_data)
-            console.print(
-                f"[{time.time() - t0:5.0f}s] expert data: {len(list(read_jsonl(expert_data)))} trajectories"
-            )
+        async def splits() -> dict[str, list[int]]:
+            async with EnvClient(env, connect_timeout_s=60) as client:
+                info = await client.env_info("maze")
+                return {s: info.tasks(s) for s in ("train", "test", "original", "held_out")}
 
-            bc = await asyncio.to_thread(
-                train,
-                BCConfig(
-                    data=[str(expert_data)],
-                    out=str(out / "bc"),
-                    init=args.size,
-                    epochs=args.epochs,
-                    lr=args.lr,
-                    max_tokens=args.max_tokens,
-                    progress=False,
-                    seed=args.seed,
-                ),
-            )
-            console.print(
-                f"[{time.time() - t0:5.0f}s] behaviour cloning: {bc.steps} steps, loss {bc.first_loss:.2f} -> {bc.last_loss:.3f}, "
-                f"{bc.tokens_per_s:,.0f} tokens/s"
-            )
+        tasks = asyncio.run(splits())
+        test, original, held_out = set(tasks["test"]), set(tasks["original"]), set(tasks["held_out"])
+        console.print(f"maze: {len(tasks['train'])} train tasks, {len(test)} test tasks "
+                      f"({len(original)} original, {len(held_out)} held out)")  # fmt: skip
 
-            results = {}
-            for name in ("random", "expert"):
-                records = await play(client, name, test_tasks, out / f"test_{name}.jsonl")
-                results[name] = records
-                console.print(
-                    f"[{time.time() - t0:5.0f}s] {name}: {success(records, set(test_tasks)):.1%} on the test tasks"
-                )
+        # 1. The expert's trajectories, streamed into the trainer's store.
+        bc_tasks = sorted(random.Random(args.seed).sample(tasks["train"], min(args.bc_tasks, len(tasks["train"]))))
+        run("rollout", "--policy", "expert", "--envs", "maze", "--tasks", ",".join(map(str, bc_tasks)),
+            "--server", env, "--out", str(out / "expert_train.jsonl"), "--sink", f"grpc://{trainer}", "--no-progress")  # fmt: skip
+        stamp(f"expert data: {len(bc_tasks)} trajectories in the trainer's store")
 
-            evol = AgentEvol(
-                EvolConfig(
-                    envs=["maze"],
-                    bc_data=[str(expert_data)],
-                    out=str(out / "evol"),
-                    base=f"init:{args.size}",
-                    agent=str(bc.final),
-                    iterations=1,
-                    explore_episodes=args.explore,
-                    explore_temperature=0.7,
-                    eval_tasks=len(test_tasks),
-                    max_new_tokens=64,
-                    seed=args.seed,
-                    progress=False,
-                    bc={"epochs": args.epochs, "lr": args.lr, "max_tokens": args.max_tokens},
-                ),
-                client,
-            )
-            (report,) = await evol.run()
-            for name, tag in (("BC (from scratch)", "agent-0"), ("BC + 1 AgentEvol iteration", "iter-1")):
-                results[name] = list(read_jsonl(out / "evol" / "eval" / tag / "trajectories.jsonl"))
-            new = len(set(train_tasks) - set(bc_tasks))
-            console.print(
-                f"[{time.time() - t0:5.0f}s] AgentEvol: kept {report.kept_total} of {sum(report.explored.values())} "
-                f"explored ({new} train tasks had no expert data); BC {report.success_before['maze']:.1%}, "
-                f"after {report.success_after['maze']:.1%} on the test tasks"
-            )
+        # 2. Reference policies on the test tasks.
+        results: dict[str, list[tuple[int, bool]]] = {}
+        for name in ("random", "expert"):
+            path = out / f"test_{name}.jsonl"
+            run("rollout", "--policy", name, "--envs", "maze", "--split", "test", "--server", env, "--out", str(path),
+                "--seed", "1", "--no-progress")  # fmt: skip
+            results[name] = [(t.task_id or 0, bool(t.success)) for t in read_trajectories(path)]
+            stamp(f"{name}: {success(results[name], test):.1%} on the test tasks")
+
+        # 3. The AgentEvol job: BC from the base model, then one iteration.
+        job_id = run(
+            "trainer", "submit", "evol", "--trainer", trainer, "--envs", "maze", "--base", f"init:{args.size}",
+            "--bc-query", "iteration=-1", "--policy-url", policy_url, "--env-server", env, "--iterations", "1",
+            "--explore-episodes", str(args.explore), "--eval-tasks", str(len(test)), "--max-new-tokens", "64",
+            "--explore-temperature", "0.7", "--seed", str(args.seed), "--set", f"epochs={args.epochs}",
+            "--set", f"lr={args.lr}", "--set", f"max_tokens={args.max_tokens}", "--set", f"seed={args.seed}",
+        ).split()[0]  # fmt: skip
+        stamp(f"{job_id} submitted: BC, then one AgentEvol iteration (follow: agentgym trainer logs {job_id} --trainer {trainer})")
+        logs = subprocess.run([AGENTGYM, "trainer", "logs", job_id, "--trainer", trainer], capture_output=True, text=True)
+        job = out / "trainer" / "jobs" / job_id
+        if logs.returncode != 0:
+            raise SystemExit(f"{job_id} did not succeed:\n{logs.stdout[-3000:]}")
+        report = json.loads((job / "report.json").read_text())["iterations"][0]
+        for name, k in (("BC (from scratch)", 0), ("BC + 1 AgentEvol iteration", 1)):
+            rows = [json.loads(line) for line in (job / "eval" / f"iter-{k}.jsonl").read_text().splitlines() if line]
+            results[name] = [(r["task_id"], bool(r["success"])) for r in rows]
+        new = len(set(tasks["train"]) - set(bc_tasks))
+        stamp(f"AgentEvol: kept {report['kept_total']} of {sum(report['explored'].values())} explored ({new} train tasks "
+              f"had no expert data); BC {report['success_before']['maze']:.1%}, after {report['success_after']['maze']:.1%}")  # fmt: skip
     finally:
-        await server.stop(0)
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
-    table = Table(title=f"Maze, held-out evaluation ({time.time() - t0:.0f} s on CPU)")
+    table = Table(title=f"Maze, held-out evaluation ({time.time() - t0:.0f} s on CPU, seed {args.seed})")
     for col in ("policy", "original 25", "held-out 106", "all test 131"):
         table.add_column(col, justify="left" if col == "policy" else "right")
     summary = {}
-    for name, records in results.items():
-        row = (success(records, original), success(records, held_out), success(records, set(test_tasks)))
+    for name, rows in results.items():
+        row = (success(rows, original), success(rows, held_out), success(rows, test))
         summary[name] = row
         table.add_row(name, *(f"{x:.1%}" for x in row))
     console.print(table)
-    (out / "results.json").write_text(json.dumps(summary, indent=2))
+    (out / "results.json").write_text(json.dumps({"seed": args.seed, "seconds": round(time.time() - t0), **summary}, indent=2))
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.WARNING)
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="runs/demo-maze")
-    parser.add_argument(
-        "--bc-tasks",
-        type=int,
-        default=212,
-        help="train tasks with expert data (of 425); AgentEvol explores all",
-    )
+    parser.add_argument("--bc-tasks", type=int, default=212, help="train tasks with expert data (of 425); AgentEvol explores all")
     parser.add_argument("--size", choices=["tiny", "mini", "small"], default="mini")
     parser.add_argument("--epochs", type=float, default=16)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument(
-        "--max-tokens", type=int, default=2048, help="padded tokens per batch: small batches, many updates"
-    )
-    parser.add_argument(
-        "--explore", type=int, default=300, help="exploration episodes in the AgentEvol iteration"
-    )
+    parser.add_argument("--max-tokens", type=int, default=2048, help="padded tokens per batch: small batches, many updates")
+    parser.add_argument("--explore", type=int, default=300, help="exploration episodes in the AgentEvol iteration")
     parser.add_argument("--seed", type=int, default=0)
-    arguments = parser.parse_args()
-    Path(arguments.out).mkdir(parents=True, exist_ok=True)
-    asyncio.run(main(arguments))
+    main(parser.parse_args())

@@ -121,6 +121,9 @@ def _train(
     sources = [Source.of(item, cfg.query) for item in cfg.data]
     records = load_trajectories(sources, strict=cfg.strict, report=read)
     examples, stats = tokenize_all(records, chat, chat.fingerprint, cfg.max_length)
+    # The order trajectories reached the store depends on timing; the order they are trained in
+    # must not (a run is reproducible from its seed): sort by key, then shuffle with the seed.
+    examples.sort(key=lambda e: e.source)
     stats["skipped"] = len(read.skipped)
     if read.skipped and d.main:
         log.warning("bad training records skipped", extra={"summary": read.summary()})

@@ -55,7 +55,7 @@ class Source:
 class Example:
     input_ids: list[int]
     loss_mask: list[int]  # 1 where the token is a training target
-    source: str  # record id
+    source: str  # the trajectory's key (record id and iteration)
     truncated: bool = False
 
     @property
@@ -140,7 +140,7 @@ def tokenize(t: Trajectory, chat: ChatTokens, fingerprint: str, max_length: int)
         ids, mask = ids[:max_length], mask[:max_length]
         if not any(mask):
             return None
-    return Example(ids, mask, t.record_id, truncated)
+    return Example(ids, mask, t.key, truncated)
 
 
 def tokenize_all(

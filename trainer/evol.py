@@ -195,7 +195,8 @@ async def explore(ctx: JobContext, spec: EvolSpec, infos: dict[str, EnvInfo], k:
     )
     dones = await _run_items(ctx, items)
     failed = sum(1 for d in dones for r in d.results if r.error)
-    return {"planned": len(episodes), "played": len(todo), "failed": failed}
+    return {"planned": len(episodes), "played": len(todo), "failed": failed,
+            "rollout_s": round(sum(d.seconds for d in dones), 3)}  # fmt: skip
 
 
 def _key(ep: rpb.WorkEpisode, iteration: int) -> str:
@@ -241,8 +242,11 @@ async def evaluate(ctx: JobContext, spec: EvolSpec, infos: dict[str, EnvInfo], k
         item.ClearField("iteration")
     import asyncio
 
+    seconds = ctx.state.setdefault("rollout_s", {})
+
     async def one(item: rpb.WorkItem) -> None:
         (result,) = await ctx.work.run([item])
+        seconds[f"eval-{k}"] = round(seconds.get(f"eval-{k}", 0.0) + result.seconds, 3)
         with path.open("a") as f:
             for r in result.results:
                 row = {"env": r.env, "task_id": r.task_id, "success": r.success,

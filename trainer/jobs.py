@@ -124,8 +124,11 @@ class JobContext:
         if name in steps:
             return steps[name]
         self.set_step(label)
+        start = time.time()
         value = await run()
         steps[name] = value
+        # When each step ran (a resumed step: its last run), for reports and bench/evol_overhead.py.
+        self.state.setdefault("timing", {})[name] = [round(start, 3), round(time.time(), 3)]
         _write_json(self._state_path, self.state)
         return value
 

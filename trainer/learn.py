@@ -8,8 +8,10 @@ outright. The child dies with the trainer (PR_SET_PDEATHSIG), so a trainer kille
 leaves no orphan training on the GPUs; rerun, the same step resumes from the child's newest
 checkpoint (BCConfig.save_every, resume=True).
 
-The child is `python -m agentgym.trainer.learn SPEC.json` (or torchrun ... -m ...): it reads the
-BCConfig from the JSON, trains, and writes `result.json` beside it. Progress reaches the parent
+The child is `python -m agentgym.trainer.learn SPEC.json`: it asks the kernel to kill it when the
+trainer dies (before anything else, while it has one thread), reads the BCConfig from the JSON,
+trains (or, for several processes, runs torchrun as its own child, which dies with it), and
+writes `result.json` beside it. Progress reaches the parent
 through `progress.json` (step, total, loss), rewritten atomically every second.
 """
 
@@ -21,6 +23,7 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -42,13 +45,16 @@ class LearnFailed(Exception):
     """The learning process failed; the message carries the end of its log."""
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGKILL when the parent (the trainer) dies."""
+def die_with_parent(parent: int | None = None) -> None:
+    """SIGKILL this process when its parent dies (Linux PR_SET_PDEATHSIG); exit at once if the
+    parent `parent` is already gone. Call it while the process has a single thread."""
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except OSError:
-        pass
+        return
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
 
 
 def read_result(out: Path) -> dict[str, Any] | None:
@@ -74,20 +80,15 @@ async def learn(
     if done is not None:
         return done
     spec = _write_spec(cfg)
-    if nproc > 1:
-        cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}", "-m",
-               "agentgym.trainer.learn", str(spec)]  # fmt: skip
-    else:
-        cmd = [sys.executable, "-m", "agentgym.trainer.learn", str(spec)]
+    cmd = [sys.executable, "-m", "agentgym.trainer.learn", str(spec), "--nproc", str(nproc)]
     with (out / LOG).open("ab") as logf:
         proc = await asyncio.create_subprocess_exec(
             *cmd,
             stdout=logf,
             stderr=logf,
             stdin=asyncio.subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
             start_new_session=True,
-            env={**os.environ, "AGENTGYM_LOG_FORMAT": "json"},
+            env={**os.environ, "AGENTGYM_LOG_FORMAT": "json", "AGENTGYM_PARENT_PID": str(os.getpid())},
         )
     log.info("learning started", extra={"pid": proc.pid, "out": str(out), "nproc": nproc})
     seen = None
@@ -138,7 +139,16 @@ async def _kill(proc: asyncio.subprocess.Process, grace_s: float = 5.0) -> None:
     await proc.wait()
 
 
-def main(spec_path: str) -> int:
+def main(spec_path: str, nproc: int = 1) -> int:
+    started = time.time()
+    parent = os.environ.pop("AGENTGYM_PARENT_PID", None)
+    if parent is not None:
+        die_with_parent(int(parent))
+    if nproc > 1:  # torchrun as this process's child, dying with it; its ranks run main() below
+        cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}", "-m",
+               "agentgym.trainer.learn", spec_path]  # fmt: skip
+        # preexec_fn is safe here: this process has not started a thread yet.
+        return subprocess.run(cmd, preexec_fn=die_with_parent).returncode
     from agentgym.core.logs import configure_logging
     from agentgym.trainer.bc import train
 
@@ -156,17 +166,21 @@ def main(spec_path: str) -> int:
             tmp.write_text(json.dumps({"step": step, "total": total, "loss": loss}))
             tmp.replace(spec.with_name(PROGRESS))
 
+    training = time.time()
     result = train(cfg, on_step=progress)
+    ended = time.time()
     if rank0:
         tmp = spec.with_name(RESULT + ".tmp")
         tmp.write_text(json.dumps({
             "final": str(result.final), "steps": result.steps, "first_loss": result.first_loss,
             "last_loss": result.last_loss, "tokens_per_s": result.tokens_per_s, "mfu": result.mfu,
             "data_stats": result.data_stats,
+            "process_s": round(ended - started, 3), "train_s": round(ended - training, 3),
         }))  # fmt: skip
         tmp.replace(spec.with_name(RESULT))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    args = sys.argv[1:]
+    sys.exit(main(args[0], int(args[2]) if args[1:2] == ["--nproc"] else 1))

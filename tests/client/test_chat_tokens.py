@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from transformers import AutoTokenizer
 
-from agentgym.client.policies.base import PolicyError, Turn
-from agentgym.client.policies.chat import ChatTokens, Conversation, role_messages
+from agentgym.client.policies.base import Turn
+from agentgym.client.policies.chat import Conversation
+from agentgym.core.chat import ChatTemplateError, ChatTokens, role_messages
 
 
 @pytest.fixture(scope="module")
@@ -77,10 +78,10 @@ def test_template_that_rewrites_history_is_refused(tiny_model: str) -> None:
     tok.chat_template = (
         "{% for m in messages[-2:] %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
     )
-    with pytest.raises(PolicyError, match="not prefix-stable"):
+    with pytest.raises(ChatTemplateError, match="not prefix-stable"):
         ChatTokens(tok)
     tok.chat_template = None
-    with pytest.raises(PolicyError, match="no chat template"):
+    with pytest.raises(ChatTemplateError, match="no chat template"):
         ChatTokens(tok)
 
 

@@ -16,6 +16,7 @@ from agentgym.client.policies.hf_server import GENERATE_REQ_FIELDS, SAMPLING_PAR
 from agentgym.client.policies.openai import OpenAIPolicy
 from agentgym.client.policies.sglang import SGLangPolicy, parse_generate_reply
 from agentgym.client.react import EpisodeSpec, parse_action, run_episode
+from agentgym.core.trajectory import Trajectory
 from agentgym.server.app import Server
 
 SAMPLING = Sampling(temperature=1.0, max_new_tokens=16)
@@ -40,10 +41,11 @@ async def policy_servers(hf: HFPolicy) -> AsyncIterator[list[PolicyServer]]:
         await s.stop()
 
 
-def segments_line_up(record: dict[str, Any], decode: Callable[[list[int]], str]) -> None:
+def segments_line_up(record: Trajectory, decode: Callable[[list[int]], str]) -> None:
     """Each run of loss-masked tokens decodes to the matching gpt turn, in order."""
-    ids, mask = record["input_ids"], record["loss_mask"]
-    assert len(ids) == len(mask) == len(record["logprobs"])
+    ids, mask, logprobs = record.input_ids, record.loss_mask, record.logprobs
+    assert ids is not None and mask is not None and logprobs is not None
+    assert len(ids) == len(mask) == len(logprobs)
     runs, current = [], []
     for tok, m in zip(ids, mask, strict=True):
         if m:
@@ -53,11 +55,11 @@ def segments_line_up(record: dict[str, Any], decode: Callable[[list[int]], str])
             current = []
     if current:
         runs.append(current)
-    agent_turns = [m["value"] for m in record["conversations"] if m["from"] == "gpt" and m["loss"]]
-    assert len(runs) == len(agent_turns) == record["rounds"]
+    agent_turns = [t.value for t in record.conversations if t.role == "gpt" and t.loss]
+    assert len(runs) == len(agent_turns) == record.rounds
     for run, text in zip(runs, agent_turns, strict=True):
         assert decode(run) == text
-    generated = [lp for lp, m in zip(record["logprobs"], mask, strict=True) if m]
+    generated = [lp for lp, m in zip(logprobs, mask, strict=True) if m]
     assert all(isinstance(lp, float) and lp <= 0 for lp in generated)
 
 
@@ -81,9 +83,9 @@ async def test_hf_policy_end_to_end(server: Server, hf: HFPolicy) -> None:
     assert hf.stats["sequences"] >= 3
     for record in records:
         assert (
-            record["policy"] == "hf"
-            and record["rounds"] >= 1
-            and record["weight_version"] == hf.weight_version
+            record.policy == "hf"
+            and (record.rounds or 0) >= 1
+            and record.weight_version == hf.weight_version
         )
         segments_line_up(record, hf.chat.decode)  # type: ignore[union-attr]
 
@@ -99,10 +101,14 @@ async def test_hf_batches_concurrent_requests(hf: HFPolicy) -> None:
 
 
 async def test_hf_reload_changes_the_weight_version(hf: HFPolicy, tiny_model: str) -> None:
-    await hf.reload(tiny_model, weight_version="step-7")
-    assert hf.weight_version == "step-7"
+    await hf.load_weights(tiny_model, "step-7")
+    assert hf.weight_version == "step-7" and hf.describe()["weight_version"] == "step-7"
     with pytest.raises(PolicyError, match="is not a model directory"):
-        await hf.reload("/nonexistent/model")
+        await hf.load_weights("/nonexistent/model", "step-8")
+    assert hf.weight_version == "step-7"  # a failed load leaves the weights as they were
+    # Every policy has the one operation; those without weights refuse it.
+    with pytest.raises(PolicyError, match="the expert policy has no weights to load"):
+        await make_policy("expert").load_weights(tiny_model, "step-9")
 
 
 async def test_sglang_policy_unbatched_sends_one_request_per_turn(
@@ -119,7 +125,7 @@ async def test_sglang_policy_unbatched_sends_one_request_per_turn(
             )
     finally:
         await policy.close()
-    turns = sum(r["rounds"] for r in records)
+    turns = sum(r.rounds or 0 for r in records)
     assert turns and policy.http_requests == turns
     sent = [b for b in policy_servers[0].requests if "input_ids" in b]
     assert sent and all(isinstance(b["rid"], str) for b in sent)  # the single form, never a list
@@ -142,12 +148,16 @@ async def test_sglang_policy_token_in_token_out(
         await policy.close()
     for record in records:
         segments_line_up(record, policy.chat.decode)  # type: ignore[union-attr]
-        assert record["weight_version"] == hf.weight_version
+        assert record.weight_version == hf.weight_version
     bodies = [b for s in policy_servers for b in s.requests if "input_ids" in b]
     assert bodies, "no /generate requests reached the servers"
     for body in bodies:  # exactly SGLang's field names (the strict servers would have refused others)
-        assert set(body) <= GENERATE_REQ_FIELDS and set(body["sampling_params"]) <= SAMPLING_PARAMS_FIELDS
-        assert body["sampling_params"]["stop_token_ids"] == policy.chat.eos_ids  # type: ignore[union-attr]
+        assert set(body) <= GENERATE_REQ_FIELDS
+        params = body["sampling_params"]  # one object, or one per prompt (seeded turns of a batch)
+        for p in params if isinstance(params, list) else [params]:
+            assert set(p) <= SAMPLING_PARAMS_FIELDS
+            assert p["stop_token_ids"] == policy.chat.eos_ids  # type: ignore[union-attr]
+            assert isinstance(p["sampling_seed"], int)  # temperature 1.0: every turn is seeded
         assert body["return_logprob"] is True and body["logprob_start_len"] == -1
 
     # Sticky routing: all turns of one episode went to one server; both servers got episodes.
@@ -164,7 +174,7 @@ async def test_sglang_policy_token_in_token_out(
     assert by_server[0] and by_server[1] and not by_server[0] & by_server[1]
     assert policy.sticky == {}  # forgotten when episodes end
     # Concurrent turns bound for one server travelled together (GenerateReqInput's batch form).
-    turns = sum(r["rounds"] for r in records)
+    turns = sum(r.rounds or 0 for r in records)
     assert policy.http_requests < turns
     assert any(
         isinstance(b["input_ids"][0], list) for s in policy_servers for b in s.requests if "input_ids" in b
@@ -177,11 +187,12 @@ async def test_sglang_weight_update_and_flush(
     policy = SGLangPolicy(f"http://127.0.0.1:{policy_servers[0].port}")
     await policy.start()
     try:
-        await policy.update_weights(tiny_model, weight_version="iter-1")
+        await policy.load_weights(tiny_model, "iter-1")
         assert policy.model_info["weight_version"] == "iter-1"
         await policy.flush_cache()
-        with pytest.raises(PolicyError, match="refused to load /no/such/model"):
-            await policy.update_weights("/no/such/model")
+        with pytest.raises(PolicyError, match="could not load /no/such/model as iter-2"):
+            await policy.load_weights("/no/such/model", "iter-2")
+        assert hf.weight_version == "iter-1"  # the server still serves what it had
     finally:
         await policy.close()
 
@@ -279,7 +290,7 @@ async def test_openai_policy(server: Server, hf: HFPolicy, policy_servers: list[
             record = await run_episode(client, policy, EpisodeSpec("wordle", 2), max_rounds=2)
     finally:
         await policy.close()
-    assert record["policy"] == "openai" and record["rounds"] == 2 and "input_ids" not in record
+    assert record.policy == "openai" and record.rounds == 2 and record.input_ids is None
     body = next(b for b in policy_servers[0].requests if "messages" in b)
     assert (
         body["model"] == "tiny"
@@ -324,6 +335,6 @@ async def test_expert_and_random(server: Server) -> None:
         good = await run_episode(client, expert, EpisodeSpec("textcraft", 7))
         bad = await run_episode(client, rnd, EpisodeSpec("textcraft", 7))
         again = await run_episode(client, rnd, EpisodeSpec("textcraft", 7))
-    assert good["success"] == 1 and good["conversations"][3]["value"].startswith("Thought:\n")
-    assert bad["success"] == 0 and bad["finish"] == "truncated"
-    assert bad["conversations"] == again["conversations"]  # seeded
+    assert good.success is True and good.conversations[3].value.startswith("Thought:\n")
+    assert bad.success is False and bad.finish == "truncated"
+    assert bad.conversations == again.conversations  # seeded

@@ -17,11 +17,14 @@ from agentgym.client import EnvClient
 from agentgym.client.policies import make_policy
 from agentgym.client.rollout import FileSink, Rollout, RolloutConfig
 from agentgym.client.tasks import TaskSpecError, expand, select_tasks, tasks_from_item_file
-from agentgym.client.trajectory import (
+from agentgym.core.trajectory import (
     JsonlWriter,
-    TrajectoryFormatError,
-    read_agenttraj,
-    read_jsonl,
+    ReadReport,
+    Trajectory,
+    TrajectoryError,
+    Turn,
+    read_items,
+    read_trajectories,
     split_item_id,
 )
 from agentgym.server.app import Server
@@ -41,7 +44,7 @@ async def test_two_thousand_concurrent_episodes_lose_nothing(
         )
         summary = await engine.run(specs)
     assert summary.finished == 2000 and summary.failed == 0 and summary.ok
-    ids = [r["item_id"] for r in read_jsonl(out)]
+    ids = [r.item_id for r in read_trajectories(out, strict=True)]
     assert len(ids) == 2000 and len(set(ids)) == 2000
     assert set(ids) == {f"wordle_{i}" for i in range(2000)}
     assert summary.per_env["wordle"]["success"] == 1.0
@@ -58,7 +61,7 @@ async def test_resume_skips_finished_records(server: Server, tmp_path: Path) -> 
             client, make_policy("expert"), RolloutConfig(progress=False), [FileSink(out)]
         ).run(expand({"wordle": list(range(15))}))
     assert second.skipped == 10 and second.finished == 5
-    assert Counter(r["item_id"] for r in read_jsonl(out)).most_common(1)[0][1] == 1
+    assert Counter(r.item_id for r in read_trajectories(out, strict=True)).most_common(1)[0][1] == 1
 
 
 async def test_samples_have_distinct_record_ids(server: Server, tmp_path: Path) -> None:
@@ -68,10 +71,13 @@ async def test_samples_have_distinct_record_ids(server: Server, tmp_path: Path) 
             client, make_policy("random", seed=1), RolloutConfig(progress=False), [FileSink(out)]
         ).run(expand({"maze": [0, 1]}, samples=3))
     assert summary.finished == 6
-    records = list(read_jsonl(out))
-    assert sorted((r["item_id"], r["sample"]) for r in records) == [
+    records = list(read_trajectories(out, strict=True))
+    assert sorted((r.item_id, r.sample) for r in records) == [
         (f"maze_{t}", s) for t in (0, 1) for s in range(3)
     ]
+    assert sorted(r.record_id for r in records) == sorted(
+        f"maze_{t}" + (f"#{s}" if s else "") for t in (0, 1) for s in range(3)
+    )
 
 
 def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -127,12 +133,12 @@ def test_killed_rollout_resumes_without_redoing_episodes(tmp_path: Path) -> None
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     before = out.read_bytes()
-    done_before = {r["item_id"] for r in read_jsonl(out)}
+    done_before = {r.item_id for r in read_trajectories(out, strict=True)}
     assert 100 <= len(done_before) < 2000, "kill the run mid-way"
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
-    records = list(read_jsonl(out))
-    ids = [r["item_id"] for r in records]
+    records = list(read_trajectories(out, strict=True))
+    ids = [r.item_id for r in records]
     assert len(ids) == len(set(ids)) == 2000  # everything, once
     # The records written before the kill are untouched (a torn last line, if any, was cut).
     complete = before[: before.rfind(b"\n") + 1]
@@ -164,11 +170,12 @@ def test_env_server_going_away_spends_the_failure_budget(tmp_path: Path) -> None
             server.kill()
     assert proc.returncode == 1, stdout + stderr
     assert "stopped: failure budget spent" in stdout
-    errors = list(read_jsonl(tmp_path / "r.errors.jsonl"))
+    errors = [e for _, e in read_items(tmp_path / "r.errors.jsonl")]  # failure reports, not trajectories
     assert len(errors) >= 6 and all(
         "UNAVAILABLE" in e["error"] or "Unavailable" in e["error"] for e in errors
     )
-    assert len(list(read_jsonl(out))) < 556
+    assert all(e["env"] == "maze" and e["item_id"] == f"maze_{e['task_id']}" for e in errors)
+    assert len(list(read_trajectories(out, strict=True))) < 556
 
 
 def test_agenttraj_files_as_published(tmp_path: Path) -> None:
@@ -177,7 +184,9 @@ def test_agenttraj_files_as_published(tmp_path: Path) -> None:
             {"item_id": "lmrlgym_maze_3", "conversations": [{"from": "human", "loss": None, "value": "go"}]}]  # fmt: skip
     list_file = tmp_path / "webshop_train.json"
     list_file.write_text(json.dumps(traj))
-    assert [r["item_id"] for r in read_agenttraj(list_file)] == ["webshop_6", "lmrlgym_maze_3"]
+    assert [(r.item_id, r.env, r.task_id) for r in read_trajectories(list_file, strict=True)] == [
+        ("webshop_6", "webshop", None), ("lmrlgym_maze_3", "maze", None),
+    ]  # fmt: skip
     evalset = tmp_path / "maze_test.json"
     evalset.write_text(
         json.dumps(
@@ -188,26 +197,49 @@ def test_agenttraj_files_as_published(tmp_path: Path) -> None:
         )
     )
     assert [(s.env, s.task_id) for s in tasks_from_item_file(evalset)] == [("maze", 3), ("maze", 4)]
+    report = ReadReport()  # AgentEval items are tasks, not trajectories: counted, not bad
+    assert list(read_trajectories(evalset, strict=True, report=report)) == []
+    assert report.no_conversation == 2 and not report.skipped
     assert split_item_id("sciworld_12") == ("sciworld", 12)
-    with pytest.raises(TrajectoryFormatError, match="not <env>_<task index>"):
+    assert split_item_id("lmrlgym_maze_3") == ("maze", 3)
+    with pytest.raises(TrajectoryError, match="not <env>_<task index>"):
         split_item_id("webshop")
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"item_id": "x_1", "conversations": [{"from": "robot", "value": "hi"}]}]))
-    with pytest.raises(TrajectoryFormatError, match=r"bad.json\[0\]: conversations\[0\] needs from"):
-        list(read_agenttraj(bad))
+    with pytest.raises(
+        TrajectoryError, match=r"bad.json\[0\]: trajectory 'x_1': conversations\[0\] needs from"
+    ):
+        list(read_trajectories(bad, strict=True))
+    report = ReadReport()  # not strict: skipped and reported by item id
+    assert list(read_trajectories(bad, report=report)) == []
+    assert [(item, "needs from" in why) for _, item, why in report.skipped] == [("x_1", True)]
+
+
+def line(item_id: str) -> str:
+    """One AgentTraj trajectory as a JSON line."""
+    return (
+        json.dumps({"item_id": item_id, "conversations": [{"from": "human", "loss": None, "value": "go"}]})
+        + "\n"
+    )
 
 
 def test_jsonl_torn_tail_is_skipped_and_repaired(tmp_path: Path) -> None:
     path = tmp_path / "x.jsonl"
-    path.write_text('{"item_id": "maze_1"}\n{"item_id": "maze_2"}\n{"item_id": "ma')
-    assert [r["item_id"] for r in read_jsonl(path)] == ["maze_1", "maze_2"]
+    path.write_text(line("maze_1") + line("maze_2") + '{"item_id": "ma')
+    assert [r.item_id for r in read_trajectories(path, strict=True)] == ["maze_1", "maze_2"]
     writer = JsonlWriter(path)
-    writer.write({"item_id": "maze_3"})
+    writer.write(Trajectory(item_id="maze_3", conversations=[Turn("human", "go")]))
     writer.close()
-    assert [r["item_id"] for r in read_jsonl(path)] == ["maze_1", "maze_2", "maze_3"]
-    path.write_text('{"item_id": "maze_1"}\nnot json\n{"item_id": "maze_2"}\n')
-    with pytest.raises(TrajectoryFormatError, match=r"x.jsonl:2: not valid JSON"):
-        list(read_jsonl(path))
+    assert [r.item_id for r in read_trajectories(path, strict=True)] == ["maze_1", "maze_2", "maze_3"]
+    assert path.read_text().endswith("\n") and path.read_text().count("\n") == 3  # the torn line was cut
+    path.write_text(line("maze_1") + "not json\n" + line("maze_2"))
+    with pytest.raises(TrajectoryError, match=r"x.jsonl:2: not valid JSON"):
+        list(read_trajectories(path, strict=True))
+    report = ReadReport()  # not strict: the bad line is skipped and reported
+    assert [r.item_id for r in read_trajectories(path, report=report)] == ["maze_1", "maze_2"]
+    assert [(where.endswith("x.jsonl:2"), "not valid JSON" in why) for where, _, why in report.skipped] == [
+        (True, True)
+    ]
 
 
 async def test_task_selection(client: EnvClient) -> None:

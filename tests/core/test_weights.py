@@ -69,7 +69,7 @@ async def test_a_refusal_rolls_the_others_back(serve: Any) -> None:
     good = FakeServer(lambda body, n: OK)
     bad = FakeServer(lambda body, n: {"success": False, "message": "out of memory"})
     urls = [await serve(good), await serve(bad)]
-    with pytest.raises(WeightsError, match="1 of 2 policy server.* could not load /ckpt/2 as v2") as info:
+    with pytest.raises(WeightsError, match=r"1 of 2 policy server.* could not load /ckpt/2 as v2") as info:
         await load_weights(urls, "/ckpt/2", "v2", previous=("/ckpt/1", "v1"), retries=1, backoff_s=0.01)
     assert "out of memory" in str(info.value) and "rolled back 1 server(s) to v1" in str(info.value)
     assert good.serving == "v1"  # never left on a mix of versions
@@ -86,5 +86,5 @@ async def test_without_a_previous_version_the_error_says_what_is_served(serve: A
 
 
 async def test_an_unreachable_server_is_an_error_not_a_hang() -> None:
-    with pytest.raises(WeightsError, match="ClientConnectorError|Cannot connect"):
+    with pytest.raises(WeightsError, match=r"ClientConnectorError|Cannot connect"):
         await load_weights(["http://127.0.0.1:9"], "/ckpt/1", "v1", retries=0)

@@ -1,4 +1,4 @@
-"""Shared by the trainer tests: realistic trajectory records, and the trainer as a real process."""
+"""Shared by the trainer tests: realistic trajectories, and the trainer as a real process."""
 
 from __future__ import annotations
 
@@ -10,13 +10,15 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from agentgym.core.trajectory import Trajectory
 from tests.test_cli import AGENTGYM, free_port
 
-__all__ = ["AGENTGYM", "free_port", "record", "start_trainer", "wait_serving"]
+__all__ = ["AGENTGYM", "free_port", "record", "start_trainer", "trajectory", "wait_serving"]
 
 
 def record(i: int, env: str = "maze", tokens: int = 64, **fields: Any) -> dict[str, Any]:
-    """A trajectory as the rollout engine writes it (token-level policy), about `tokens` tokens long."""
+    """A trajectory's JSON object exactly as the rollout engine writes it (`Trajectory.to_json`, for a
+    token-level policy), about `tokens` tokens long."""
     generated = tokens // 4
     rec: dict[str, Any] = {
         "item_id": f"{env}_{i}",
@@ -31,8 +33,7 @@ def record(i: int, env: str = "maze", tokens: int = 64, **fields: Any) -> dict[s
         "success": int(i % 3 == 0),
         "env": env,
         "task_id": i,
-        "seed": i,
-        "sample": 0,
+        "seed": i,  # no "sample": the first sample (0) is not written
         "rounds": 1,
         "finish": "done",
         "policy": "hf",
@@ -46,11 +47,19 @@ def record(i: int, env: str = "maze", tokens: int = 64, **fields: Any) -> dict[s
     return rec
 
 
-def start_trainer(store: Path, port: int, log: Path, *extra: str) -> subprocess.Popen[bytes]:
-    """`agentgym train serve` as a real process, its logs (JSON lines) appended to `log`."""
+def trajectory(
+    i: int, env: str = "maze", tokens: int = 64, *, validate: bool = True, **fields: Any
+) -> Trajectory:
+    """`record(...)` as the typed Trajectory; `validate=False` keeps a deliberately invalid one."""
+    return Trajectory.from_json(record(i, env, tokens, **fields), validate=validate)
+
+
+def start_trainer(dir: Path, port: int, log: Path, *extra: str) -> subprocess.Popen[bytes]:
+    """`agentgym trainer serve` as a real process (its store in `dir`/store), its logs (JSON lines)
+    appended to `log`."""
     with log.open("ab") as f:
         return subprocess.Popen(
-            [AGENTGYM, "train", "serve", "--store", str(store), "--port", str(port), "--grace", "1", *extra],
+            [AGENTGYM, "trainer", "serve", "--dir", str(dir), "--port", str(port), "--grace", "1", *extra],
             stdout=subprocess.DEVNULL,
             stderr=f,
         )

@@ -46,7 +46,7 @@ def expert_maze(tmp_path_factory: pytest.TempPathFactory) -> str:
 def test_loss_drops_on_expert_trajectories(expert_maze: str, tmp_path: Path) -> None:
     losses: list[float] = []
     result = train(BCConfig(data=[expert_maze], out=str(tmp_path / "bc"), init="tiny", epochs=2, lr=3e-3, max_tokens=8192,
-                            progress=False, log_every=5), on_step=lambda step, loss: losses.append(loss))  # fmt: skip
+                            progress=False, log_every=5), on_step=lambda step, total, loss: losses.append(loss))  # fmt: skip
     assert result.steps == len(losses) >= 10
     assert result.data_stats["examples"] == 120 and result.data_stats["truncated"] == 0
     assert sum(losses[-3:]) / 3 < 0.5 * sum(losses[:3]) / 3  # learned from the expert
@@ -66,11 +66,11 @@ async def test_checkpoint_loads_in_the_hf_policy(expert_maze: str, tmp_path: Pat
     await policy.start()
     try:
         async with EnvClient(f"127.0.0.1:{server.port}") as client:
-            record = await run_episode(client, policy, EpisodeSpec("maze", 3), max_rounds=3)
+            t = await run_episode(client, policy, EpisodeSpec("maze", 3), max_rounds=3)
     finally:
         await policy.close()
-    assert record["rounds"] >= 1 and record["conversations"][3]["from"] == "gpt"
-    assert record["weight_version"].startswith("final@")
+    assert t.rounds is not None and t.rounds >= 1 and t.conversations[3].role == "gpt"
+    assert t.weight_version is not None and t.weight_version.startswith("final@")
 
 
 def test_resume_continues_from_the_last_checkpoint(expert_maze: str, tmp_path: Path) -> None:
@@ -90,7 +90,7 @@ def test_resume_continues_from_the_last_checkpoint(expert_maze: str, tmp_path: P
     assert checkpoints and all((c / "trainer_state.pt").exists() for c in checkpoints)
     assert len(checkpoints) <= 2  # older ones pruned
     steps_seen: list[int] = []
-    second = train(BCConfig(epochs=2, **cfg), on_step=lambda step, loss: steps_seen.append(step))  # type: ignore[arg-type]
+    second = train(BCConfig(epochs=2, **cfg), on_step=lambda step, total, loss: steps_seen.append(step))  # type: ignore[arg-type]
     last_saved = max(int(c.name[5:]) for c in checkpoints)
     assert steps_seen[0] == last_saved + 1  # picked up after the last checkpoint, not from scratch
     assert second.steps == 2 * first.steps or second.steps == steps_seen[-1]

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
+import orjson
 import pytest
 from transformers import AutoTokenizer
 
-from agentgym.client.policies.chat import ACK, ChatTokens
-from agentgym.trainer.data import DataError, batches, collate, conversation_tokens, tokenize
+from agentgym.core.chat import ACK, ChatTokens
+from agentgym.core.trajectory import ReadReport, Trajectory, TrajectoryError, Turn
+from agentgym.trainer.data import (
+    DataError,
+    batches,
+    collate,
+    conversation_tokens,
+    load_trajectories,
+    tokenize,
+)
 
 
 @pytest.fixture(scope="module")
@@ -15,13 +27,13 @@ def chat(tiny_model: str) -> ChatTokens:
 
 
 CONVERSATION = [
-    {"from": "human", "loss": None, "value": "Solve the maze."},
-    {"from": "gpt", "loss": False, "value": ACK},
-    {"from": "human", "loss": None, "value": "The goal is at position 8, 6."},
-    {"from": "gpt", "loss": True, "value": "Thought:\nUp.\n\nAction:\nmove up"},
-    {"from": "human", "loss": None, "value": "There is a wall above you."},
-    {"from": "gpt", "loss": True, "value": "Thought:\nDown.\n\nAction:\nmove down"},
-    {"from": "human", "loss": None, "value": "Success"},
+    Turn("human", "Solve the maze."),
+    Turn("gpt", ACK, loss=False),
+    Turn("human", "The goal is at position 8, 6."),
+    Turn("gpt", "Thought:\nUp.\n\nAction:\nmove up", loss=True),
+    Turn("human", "There is a wall above you."),
+    Turn("gpt", "Thought:\nDown.\n\nAction:\nmove down", loss=True),
+    Turn("human", "Success"),
 ]
 
 
@@ -41,14 +53,14 @@ def test_loss_mask_token_by_token(chat: ChatTokens) -> None:
     assert mask == [m for part, m in expected for _ in part]
     # And the whole is what the model's template renders.
     rendered = chat.tokenizer.apply_chat_template(
-        [{"role": "user" if m["from"] == "human" else "assistant", "content": m["value"]} for m in CONVERSATION],
+        [{"role": "user" if t.role == "human" else "assistant", "content": t.value} for t in CONVERSATION],
         tokenize=False, add_generation_prompt=True,
     )  # fmt: skip
     assert ids == chat.encode(rendered)
 
 
 def test_trailing_env_turn_dropped_and_truncation(chat: ChatTokens) -> None:
-    record = {"item_id": "maze_1", "conversations": CONVERSATION}
+    record = Trajectory(item_id="maze_1", conversations=CONVERSATION).validate()
     ex = tokenize(record, chat, chat.fingerprint, max_length=10_000)
     assert (
         ex is not None and ex.loss_mask[-1] == 1 and ex.input_ids[-1] == chat.eos
@@ -57,34 +69,54 @@ def test_trailing_env_turn_dropped_and_truncation(chat: ChatTokens) -> None:
     short = tokenize(record, chat, chat.fingerprint, max_length=len(ex.input_ids) - 3)
     assert short is not None and short.truncated and short.targets == full_targets - 3
     assert tokenize(record, chat, chat.fingerprint, max_length=5) is None  # no target left
-    no_loss = {
-        "item_id": "maze_2",
-        "conversations": [dict(m, loss=False if m["from"] == "gpt" else None) for m in CONVERSATION],
-    }
+    no_loss = Trajectory(
+        item_id="maze_2",
+        conversations=[dataclasses.replace(t, loss=False if t.role == "gpt" else None) for t in CONVERSATION],
+    ).validate()
     assert tokenize(no_loss, chat, chat.fingerprint, 10_000) is None
 
 
 def test_token_records_are_used_as_they_are_when_the_tokenizer_matches(chat: ChatTokens) -> None:
     ids, mask = [5, 6, 7, 8, 9], [0, 0, 1, 1, 0]
-    record = {
-        "item_id": "maze_3",
-        "conversations": CONVERSATION,
-        "input_ids": ids,
-        "loss_mask": mask,
-        "tokenizer": chat.fingerprint,
-    }
+    record = Trajectory(
+        item_id="maze_3",
+        conversations=CONVERSATION,
+        input_ids=ids,
+        loss_mask=mask,
+        tokenizer=chat.fingerprint,
+    ).validate()
     ex = tokenize(record, chat, chat.fingerprint, 100)
     assert ex is not None and ex.input_ids == [5, 6, 7, 8] and ex.loss_mask == [0, 0, 1, 1]
-    other = dict(record, tokenizer="another-tokenizer")  # made with another model: re-tokenize the text
+    other = dataclasses.replace(
+        record, tokenizer="another-tokenizer"
+    )  # made with another model: re-tokenize the text
     ex = tokenize(other, chat, chat.fingerprint, 10_000)
     assert ex is not None and ex.input_ids == conversation_tokens(chat, CONVERSATION)[0][: len(ex.input_ids)]
 
 
-def test_bad_conversations_are_clear_errors(chat: ChatTokens) -> None:
-    with pytest.raises(DataError, match="must start with a human turn"):
-        conversation_tokens(chat, CONVERSATION[1:])
-    with pytest.raises(DataError, match="two human turns in a row"):
-        conversation_tokens(chat, [CONVERSATION[0], CONVERSATION[2]])
+def test_bad_conversations_are_clear_errors(tmp_path: Path) -> None:
+    """A conversation that does not start with the human instruction, or does not alternate, is not a
+    trajectory: the one validation says which turn, and training data skips it by item id (or
+    refuses it with strict)."""
+    starts_with_gpt = {"item_id": "maze_4", "conversations": [t.to_json() for t in CONVERSATION[1:]]}
+    two_humans = {
+        "item_id": "maze_5",
+        "conversations": [CONVERSATION[0].to_json(), CONVERSATION[2].to_json()],
+    }
+    with pytest.raises(TrajectoryError, match=r"conversations\[0\] is a gpt turn where a human turn belongs"):
+        Trajectory.from_json(starts_with_gpt)
+    with pytest.raises(TrajectoryError, match=r"conversations\[1\] is a human turn where a gpt turn belongs"):
+        Trajectory.from_json(two_humans)
+    good = {"item_id": "maze_1", "conversations": [t.to_json() for t in CONVERSATION]}
+    data = tmp_path / "data.jsonl"
+    data.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in (starts_with_gpt, good, two_humans)))
+    report = ReadReport()
+    assert [t.item_id for t in load_trajectories([str(data)], report=report)] == ["maze_1"]
+    assert report.read == 1 and [item for _, item, _ in report.skipped] == ["maze_4", "maze_5"]
+    assert "is a gpt turn where a human turn belongs" in report.skipped[0][2]
+    assert "maze_4" in report.summary() and "2 bad record(s) skipped" in report.summary()
+    with pytest.raises(DataError, match=r"data.jsonl:1: .*conversations\[0\] is a gpt turn"):
+        list(load_trajectories([str(data)], strict=True))
 
 
 def test_batches_respect_the_token_budget_and_labels(chat: ChatTokens) -> None:

@@ -44,6 +44,10 @@ async def rpc(channel: grpc.aio.Channel, method: str, request: Any) -> Any:
     return await stub(channel, SERVICE, method)(request, timeout=10)
 
 
+def is_model(path: str) -> bool:
+    return (Path(path) / "config.json").exists()
+
+
 BC = rpb.BCJob(base="init:tiny", data=rpb.DataSpec(store=tpb.TrajectoryFilter(envs=["maze"])))
 
 
@@ -136,7 +140,7 @@ async def test_bc_job_from_submit_to_published_weights(
         assert "learn" in messages and any(m.startswith("learn: step") for m in messages)
         assert "published bc-1 to 1 policy server(s)" in messages
         result = json.loads(done.result_json)
-        assert result["data_stats"]["examples"] == 12 and Path(result["final"], "config.json").exists()
+        assert result["data_stats"]["examples"] == 12 and is_model(result["final"])
         # The policy server now serves the new weights, and says so on every reply.
         assert policy.weight_version == "bc-1" and policy.model_path == result["final"]
         assert done.weight_version == "bc-1"

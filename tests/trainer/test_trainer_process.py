@@ -1,5 +1,5 @@
-"""The trainer as a real process: kill -9 mid-stream loses nothing acknowledged; the sink reconnects;
-`agentgym rollout --sink grpc://...` streams into it."""
+"""The trainer as a real process (`agentgym trainer serve`): kill -9 mid-stream loses nothing
+acknowledged; the sink reconnects; `agentgym rollout --sink grpc://...` streams into it."""
 
 from __future__ import annotations
 
@@ -15,20 +15,21 @@ import grpc
 import pytest
 
 from agentgym.client.sinks import GrpcSink, SinkError, sink_for_url
-from agentgym.client.trajectory import read_jsonl, to_proto
+from agentgym.core.trajectory import Trajectory, read_trajectories
 from agentgym.trainer.store import TrajectoryStore, scan_lines
 from agentgym.v1 import trajectory_pb2 as tpb
 from tests.conftest import wait_for
-from tests.trainer.helpers import AGENTGYM, free_port, record, start_trainer, wait_serving
+from tests.trainer.helpers import AGENTGYM, free_port, start_trainer, trajectory, wait_serving
 
 PUSH = "/agentgym.v1.TrajectoryService/Push"
 
 
 class Trainer:
-    """`agentgym train serve` on a fixed port and store, restartable."""
+    """`agentgym trainer serve` on a fixed port and folder (its store in `dir`/store), restartable."""
 
-    def __init__(self, store: Path, log: Path) -> None:
-        self.store, self.log, self.port = store, log, free_port()
+    def __init__(self, dir: Path, log: Path) -> None:
+        self.dir, self.log, self.port = dir, log, free_port()
+        self.store = dir / "store"
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -36,7 +37,7 @@ class Trainer:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self.proc = start_trainer(self.store, self.port, self.log)
+        self.proc = start_trainer(self.dir, self.port, self.log)
         wait_serving(self.port, self.proc, self.log)
 
     def kill9(self) -> None:
@@ -53,7 +54,7 @@ class Trainer:
 
 @pytest.fixture
 def trainer(tmp_path: Path) -> Iterator[Trainer]:
-    t = Trainer(tmp_path / "store", tmp_path / "trainer.log")
+    t = Trainer(tmp_path / "trainer", tmp_path / "trainer.log")
     t.start()
     yield t
     if t.proc is not None and t.proc.poll() is None:
@@ -62,8 +63,8 @@ def trainer(tmp_path: Path) -> Iterator[Trainer]:
 
 
 async def push_all(
-    address: str, records: list[dict], kill_after: int | None = None, trainer: Trainer | None = None
-) -> set[str]:  # type: ignore[type-arg]
+    address: str, records: list[Trajectory], kill_after: int | None = None, trainer: Trainer | None = None
+) -> set[str]:
     """Stream `records` over one Push stream, at most 64 unacknowledged at a time (as the sink does);
     the ids acknowledged. With `kill_after`, SIGKILL the trainer once that many were acknowledged."""
     acked: set[str] = set()
@@ -74,7 +75,7 @@ async def push_all(
         async def send() -> None:
             for seq, rec in enumerate(records, 1):
                 await window.acquire()
-                await call.write(tpb.PushRequest(seq=seq, trajectory=to_proto(rec)).SerializeToString())
+                await call.write(tpb.PushRequest(seq=seq, trajectory=rec.to_proto()).SerializeToString())
             await call.done_writing()
 
         sender = asyncio.create_task(send())
@@ -95,7 +96,7 @@ async def push_all(
 
 
 async def test_kill9_mid_stream_loses_nothing_acknowledged(trainer: Trainer) -> None:
-    records = [record(i, tokens=2000) for i in range(1000)]  # about 20 KB each on the wire
+    records = [trajectory(i, tokens=2000) for i in range(1000)]  # about 20 KB each on the wire
     acked = await push_all(trainer.address, records, kill_after=300, trainer=trainer)
     assert 300 <= len(acked) < 1000, "the kill must come mid-stream"
     trainer.start()  # same store, same port
@@ -104,20 +105,21 @@ async def test_kill9_mid_stream_loses_nothing_acknowledged(trainer: Trainer) -> 
     assert len(on_disk) < 1000, "the kill must come mid-stream"
     assert max(on_disk.values()) == 1, "a trajectory is stored twice"
     # The client re-sends everything: what was stored is answered "already stored".
-    assert await push_all(trainer.address, records) == {r["item_id"] for r in records}
+    assert await push_all(trainer.address, records) == {r.key for r in records}
     assert trainer.stop() == 0
     lines = list(scan_lines(trainer.store))
     assert len(lines) == 1000 and len({key for key, _ in lines}) == 1000
     by_id = dict(lines)
-    assert all(by_id[r["item_id"]] == r for r in records)  # each record exactly as sent
+    assert all(by_id[r.key] == r.to_json() for r in records)  # each record exactly as sent
+    assert all(Trajectory.from_json(by_id[r.key]) == r for r in records)
     with TrajectoryStore.open(trainer.store) as store:
         assert len(store) == 1000 and store.stats().corrupt_lines == 0
 
 
 async def test_sink_reconnects_and_resends_after_the_trainer_restarts(trainer: Trainer) -> None:
     sink = sink_for_url(f"grpc://{trainer.address}?timeout=60")
-    assert isinstance(sink, GrpcSink) and sink.done_ids() == set()
-    records = [record(i, tokens=500) for i in range(300)]
+    assert isinstance(sink, GrpcSink) and await sink.done_ids() == set()
+    records = [trajectory(i, tokens=500) for i in range(300)]
     for rec in records[:150]:
         await sink.write(rec)
     assert await wait_for(lambda: sink.stored >= 50, 30.0)
@@ -131,14 +133,14 @@ async def test_sink_reconnects_and_resends_after_the_trainer_restarts(trainer: T
     assert sink.reconnects >= 1 and sink.stored + sink.duplicates == 300 and not sink.rejected
     assert trainer.stop() == 0
     keys = Counter(key for key, _ in scan_lines(trainer.store))
-    assert set(keys) == {r["item_id"] for r in records} and max(keys.values()) == 1
+    assert set(keys) == {r.key for r in records} and max(keys.values()) == 1
 
 
 async def test_sink_reports_what_was_not_acknowledged(tmp_path: Path) -> None:
     sink = GrpcSink(f"127.0.0.1:{free_port()}", close_timeout_s=1.0)  # nobody listens there
-    assert sink.done_ids() == set()  # logged, not fatal
+    assert await sink.done_ids() == set()  # logged, not fatal
     for i in range(5):
-        await sink.write(record(i))
+        await sink.write(trajectory(i))
     with pytest.raises(
         SinkError,
         match=r"5 of 5 trajectories were not acknowledged by the trainer at .* within 1s \(last error: UNAVAILABLE",
@@ -148,9 +150,9 @@ async def test_sink_reports_what_was_not_acknowledged(tmp_path: Path) -> None:
 
 async def test_sink_reports_refused_trajectories(trainer: Trainer) -> None:
     sink = GrpcSink(trainer.address)
-    await sink.write(record(1))
-    await sink.write(record(2, loss_mask=[1]))
-    await sink.write({"item_id": "maze_3", "error": "TimeoutError: ..."})  # a failed episode: not sent
+    await sink.write(trajectory(1))
+    await sink.write(trajectory(2, loss_mask=[1], validate=False))
+    await sink.failed({"item_id": "maze_3", "error": "TimeoutError: ..."})  # a failed episode: not sent
     with pytest.raises(
         SinkError, match=r"refused 1 of 2 trajectories: maze_2: INVALID_ARGUMENT: .*loss_mask has 1"
     ):
@@ -190,23 +192,27 @@ def test_rollout_streams_into_the_trainer(trainer: Trainer, tmp_path: Path) -> N
     # AgentEvol's next iteration explores the same tasks again: kept apart, not skipped.
     third = rollout("c.jsonl", f"grpc://{trainer.address}?iteration=1")
     assert third.returncode == 0, third.stdout + third.stderr
-    stats = run("train", "stats", "--server", trainer.address)
+    stats = run("trainer", "stats", "--trainer", trainer.address)
     assert stats.returncode == 0 and "│ maze  │           40 │        40 │  100.0% │" in stats.stdout, (
         stats.stdout
     )
     assert trainer.stop() == 0
     with TrajectoryStore.open(trainer.store) as store:
         assert len(store) == 40
-        played = {r["item_id"]: r for r in read_jsonl(tmp_path / "a.jsonl")}
-        assert {r["item_id"]: r for r in store.records(iteration=-1)} == played  # what the file has, exactly
-        assert [r["iteration"] for r in store.records(iteration=1)] == [1] * 20
-    offline = run("train", "stats", "--store", str(trainer.store))
+        played = {r.item_id: r for r in read_trajectories(tmp_path / "a.jsonl", strict=True)}
+        assert len(played) == 20
+        assert {r.item_id: r for r in store.records(iteration=-1)} == played  # what the file has, exactly
+        assert [r.iteration for r in store.records(iteration=1)] == [1] * 20
+    offline = run("trainer", "stats", "--dir", str(trainer.dir))
     assert offline.returncode == 0 and "Per iteration" in offline.stdout, offline.stdout
 
 
-def test_a_second_trainer_on_the_same_store_is_refused(trainer: Trainer) -> None:
-    out = run("train", "serve", "--store", str(trainer.store), "--port", str(free_port()))
+def test_a_second_trainer_on_the_same_store_is_refused(trainer: Trainer, tmp_path: Path) -> None:
+    out = run("trainer", "serve", "--dir", str(trainer.dir), "--port", str(free_port()))
     assert out.returncode != 0
     assert f"locked by another process (pid {trainer.proc.pid})" in out.stderr  # type: ignore[union-attr]
-    not_a_store = run("train", "serve", "--store", str(trainer.log.parent), "--port", str(free_port()))
+    other = tmp_path / "other"  # a trainer folder whose store/ holds something else
+    (other / "store").mkdir(parents=True)
+    (other / "store" / "notes.txt").write_text("mine")
+    not_a_store = run("trainer", "serve", "--dir", str(other), "--port", str(free_port()))
     assert not_a_store.returncode != 0 and "is not a trajectory store" in not_a_store.stderr
