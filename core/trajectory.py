@@ -282,17 +282,7 @@ class Trajectory:
             else tpb.Turn(role=t.role, value=t.value, loss=t.loss)
             for t in self.conversations
         )
-        for name in (
-            "reward",
-            "success",
-            "task_id",
-            "iteration",
-            "seed",
-            "rounds",
-            "finish",
-            "policy",
-            "tokenizer",
-        ):
+        for name in _OPTIONAL_PROTO_FIELDS:
             value = getattr(self, name)
             if value is not None:
                 setattr(msg, name, value)
@@ -320,17 +310,7 @@ class Trajectory:
         trajectory.proto) when it does not decode to a valid trajectory or its id is not its key."""
         where = f"trajectory {msg.id!r}"
         kw: dict[str, Any] = {}
-        for name in (
-            "reward",
-            "success",
-            "task_id",
-            "iteration",
-            "seed",
-            "rounds",
-            "finish",
-            "policy",
-            "tokenizer",
-        ):
+        for name in _OPTIONAL_PROTO_FIELDS:
             if msg.HasField(name):
                 kw[name] = getattr(msg, name)
         if msg.input_ids:
@@ -467,6 +447,18 @@ def _timing(kw: dict[str, Any], v: Any) -> None:
         kw["timing"] = v
 
 
+# Scalar fields that are `optional` in the message: unset there is None here.
+_OPTIONAL_PROTO_FIELDS = (
+    "reward",
+    "success",
+    "task_id",
+    "iteration",
+    "seed",
+    "rounds",
+    "finish",
+    "policy",
+    "tokenizer",
+)
 _PLAIN_FIELDS = ("task_id", "sample", "iteration", "seed", "rounds", "finish", "policy", "tokenizer",
                  "input_ids", "loss_mask", "logprobs")  # fmt: skip
 _JSON_FIELDS: dict[str, Any] = {

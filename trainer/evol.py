@@ -23,6 +23,7 @@ then for iteration k = 1..N:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 from dataclasses import asdict, dataclass
@@ -116,11 +117,11 @@ async def run_evol(ctx: JobContext, spec: EvolSpec) -> dict[str, Any]:
             loss_last=learned["last_loss"],
         ))  # fmt: skip
         ctx.state["reports"] = [asdict(r) for r in reports]
-        write_report(ctx.out, reports, spec.envs)
+        await asyncio.to_thread(write_report, ctx.out, reports, spec.envs)
         ctx.log(f"iteration {k}: success {_pct(before)} -> {_pct(after)}; kept {sum(kept.values())} "
                 f"of {sum(explored.values())} explored")  # fmt: skip
         agent, before = learned["final"], after
-    write_report(ctx.out, reports, spec.envs)
+    await asyncio.to_thread(write_report, ctx.out, reports, spec.envs)
     return {"agent": agent, "weight_version": version(n), "success": before,
             "iterations": [asdict(r) for r in reports]}  # fmt: skip
 
@@ -206,8 +207,6 @@ def _key(ep: rpb.WorkEpisode, iteration: int) -> str:
 
 async def _run_items(ctx: JobContext, items: list[rpb.WorkItem]) -> list[rpb.WorkDone]:
     """Queue items and wait, reporting progress as they finish."""
-    import asyncio
-
     if not items:
         return []
     done: list[rpb.WorkDone] = []
@@ -238,10 +237,6 @@ async def evaluate(ctx: JobContext, spec: EvolSpec, infos: dict[str, EnvInfo], k
     ]
     todo = [ep for ep in episodes if (ep.env, ep.task_id) not in results]
     items = _items(ctx, spec, "eval", todo, iteration=None, version=version, temperature=0.0)
-    for item in items:
-        item.ClearField("iteration")
-    import asyncio
-
     seconds = ctx.state.setdefault("rollout_s", {})
 
     async def one(item: rpb.WorkItem) -> None:

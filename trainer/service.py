@@ -10,8 +10,9 @@ rules are written in protos/agentgym/v1/trajectory.proto; the validation is the 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,7 @@ from google.protobuf.message import DecodeError
 
 from agentgym.core.rpc import implementation
 from agentgym.core.trajectory import Trajectory, TrajectoryError
-from agentgym.trainer.store import Query, StoreCorrupt, StoreError, StoreStats, TrajectoryStore
+from agentgym.trainer.store import Entry, Query, StoreCorrupt, StoreError, StoreStats, TrajectoryStore
 from agentgym.v1 import env_pb2 as epb
 from agentgym.v1 import trajectory_pb2 as tpb
 
@@ -228,8 +229,19 @@ class TrajectoryService:
     async def query(
         self, request: tpb.QueryRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[tpb.Trajectory]:
-        try:
-            for trajectory in self.store.records(await self._query(request.filter, context)):
+        entries = self.store.select(await self._query(request.filter, context))
+        while True:
+            # Reads from disk happen off the event loop, a chunk at a time.
+            chunk = await asyncio.to_thread(self._read_chunk, entries)
+            if isinstance(chunk, StoreCorrupt):
+                await context.abort(Code.DATA_LOSS, str(chunk))
+            if not chunk:
+                return
+            for trajectory in chunk:
                 yield trajectory.to_proto()
+
+    def _read_chunk(self, entries: Iterator[Entry], n: int = 256) -> list[Trajectory] | StoreCorrupt:
+        try:
+            return [self.store.get_entry(e) for e in itertools.islice(entries, n)]
         except StoreCorrupt as exc:
-            await context.abort(Code.DATA_LOSS, str(exc))
+            return exc

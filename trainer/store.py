@@ -614,6 +614,10 @@ class TrajectoryStore:
         for e in self.select(query, **conditions):
             yield self._read(e)
 
+    def get_entry(self, e: Entry) -> Trajectory:
+        """The trajectory an index entry (from `select`) points to."""
+        return self._read(e)
+
     def _read(self, e: Entry) -> Trajectory:
         with self._lock:
             fd = self._read_fds.get(e.segment)
