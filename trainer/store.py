@@ -38,11 +38,11 @@ import asyncio
 import contextlib
 import errno
 import fcntl
+import itertools
 import logging
 import mmap
 import os
 import re
-import sys
 import threading
 import time
 import zlib
@@ -129,8 +129,20 @@ class Entry:
 
     @classmethod
     def from_header(cls, h: dict[str, Any], segment: int, offset: int, length: int) -> Entry:
-        return cls(h["id"], h["item_id"], h["sample"], sys.intern(h["env"]), h["reward"], h["success"],
-                   h["iteration"], h["t"], tuple(map(sys.intern, h.get("wv", ()))), segment, offset, length)  # fmt: skip
+        return cls(h["id"], _shared(h["item_id"]), h["sample"], _shared(h["env"]), _shared(h["reward"]),
+                   h["success"], h["iteration"], h["t"], _shared(tuple(h.get("wv", ()))), segment, offset,
+                   length)  # fmt: skip
+
+
+# Values that repeat across millions of index entries (item ids, envs, rewards, version tuples)
+# are kept once: this halves the index's memory at a million trajectories.
+_SHARED: dict[Any, Any] = {}
+
+
+def _shared(value: Any) -> Any:
+    if len(_SHARED) > 1 << 20:
+        _SHARED.clear()
+    return _SHARED.setdefault(value, value)
 
 
 @dataclass(frozen=True)
@@ -260,14 +272,14 @@ class StoreStats:
 def _entry_for(t: Trajectory) -> Entry:
     return Entry(
         id=t.key,
-        item_id=t.item_id,
+        item_id=_shared(t.item_id),
         sample=t.sample,
-        env=sys.intern(t.env),
-        reward=t.reward,
+        env=_shared(t.env),
+        reward=_shared(t.reward),
         success=t.success,
         iteration=t.iteration,
         stored_at=round(time.time(), 6),
-        versions=tuple(map(sys.intern, t.weight_versions)),
+        versions=_shared(tuple(t.weight_versions)),
     )
 
 
@@ -280,8 +292,8 @@ class _BadLine(Exception):
     pass
 
 
-def _decode(line: bytes | memoryview) -> tuple[dict[str, Any], bytes]:
-    """(header, record JSON bytes) of one line without its newline; raises _BadLine."""
+def _checked_body(line: bytes | memoryview) -> bytes:
+    """The checksummed part of one line (without its newline); raises _BadLine."""
     raw = bytes(line)
     if len(raw) < 10 or raw[8:9] != b"\t":
         raise _BadLine("no checksum")
@@ -292,15 +304,27 @@ def _decode(line: bytes | memoryview) -> tuple[dict[str, Any], bytes]:
     body = raw[9:]
     if zlib.crc32(body) != crc:
         raise _BadLine("checksum mismatch")
-    head, tab, rec = body.partition(b"\t")
+    return body
+
+
+def _record_bytes(line: bytes | memoryview) -> bytes:
+    """The record JSON of one line whose header the index already holds; raises _BadLine."""
+    _, tab, rec = _checked_body(line).partition(b"\t")
+    if not tab:
+        raise _BadLine("no record")
+    return rec
+
+
+def _decode(line: bytes | memoryview, segment: int = 0, offset: int = 0) -> tuple[Entry, bytes]:
+    """(index entry, record JSON bytes) of one line without its newline; raises _BadLine."""
+    head, tab, rec = _checked_body(line).partition(b"\t")
     try:
-        header = orjson.loads(head)
-        Entry.from_header(header, 0, 0, 0)
+        entry = Entry.from_header(orjson.loads(head), segment, offset, len(line) + 1)
     except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
         raise _BadLine(f"bad header: {exc}") from None
     if not tab:
         raise _BadLine("no record")
-    return header, rec
+    return entry, rec
 
 
 @dataclass
@@ -325,13 +349,13 @@ def _scan(path: Path, number: int) -> _ScanResult:
                 pending.append((pos, "incomplete last line"))
                 break
             try:
-                header, _ = _decode(mm[pos:nl])
+                entry, _ = _decode(mm[pos:nl], number, pos)
             except _BadLine as exc:
                 pending.append((pos, str(exc)))
             else:
                 result.bad += pending
                 pending = []
-                result.entries.append(Entry.from_header(header, number, pos, nl + 1 - pos))
+                result.entries.append(entry)
                 result.good_end = nl + 1
             pos = nl + 1
         if pending:
@@ -370,6 +394,7 @@ class TrajectoryStore:
         self.max_batch = max_batch
         self.max_batch_bytes = max_batch_bytes
         self._index: dict[str, Entry] = {}
+        self._order: list[Entry] = []  # the same entries in storage order (the index never deletes)
         self._lock = threading.Lock()  # the index and the read fds, shared with reader threads
         self._wlock = threading.Lock()  # the active segment
         self._lock_fd: int | None = None
@@ -571,6 +596,7 @@ class TrajectoryStore:
 
     def _insert(self, e: Entry) -> None:
         self._index[e.id] = e
+        self._order.append(e)
         self._seg_counts[e.segment] += 1
         self.total.add(e)
         self.per_env.setdefault(e.env, Counts()).add(e)
@@ -595,9 +621,15 @@ class TrajectoryStore:
         Trajectories appended while iterating are not included."""
         q = query or Query.of(**conditions)
         with self._lock:
-            entries = list(self._index.values())  # a snapshot of references, not of records
+            end = len(self._order)  # what is stored now; appends go after it
+        if q.ids is not None:  # by key: look them up rather than scan
+            found = (self._index.get(key) for key in q.ids)
+            candidates: Iterable[Entry] = sorted((e for e in found if e is not None),
+                                                 key=lambda e: (e.segment, e.offset))  # fmt: skip
+        else:
+            candidates = itertools.islice(self._order, end)
         n = 0
-        for e in entries:
+        for e in candidates:
             if q.matches(e):
                 yield e
                 n += 1
@@ -627,8 +659,7 @@ class TrajectoryStore:
         try:
             if not line.endswith(b"\n"):
                 raise _BadLine("short read")
-            _, rec = _decode(line[:-1])
-            return Trajectory.from_json(orjson.loads(rec), e.id, validate=False)
+            return Trajectory.from_json(orjson.loads(_record_bytes(line[:-1])), e.id, validate=False)
         except (_BadLine, orjson.JSONDecodeError, TrajectoryError) as exc:
             raise StoreCorrupt(
                 f"{segment_name(e.segment)} offset {e.offset}: trajectory {e.id!r} is damaged on disk ({exc})"

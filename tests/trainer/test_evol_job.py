@@ -26,7 +26,7 @@ from agentgym.v1 import trainer_pb2 as rpb
 from tests.test_cli import AGENTGYM, free_port, wait_listening
 from tests.trainer.helpers import wait_serving
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 SERVICE = rpb.DESCRIPTOR.services_by_name["TrainerService"]
 EXPLORE = 24
 
@@ -146,8 +146,10 @@ def loop(tmp_path: Path) -> Iterator[Loop]:
         lp.stop()
 
 
-def learning_processes() -> list[psutil.Process]:
-    return [p for p in psutil.process_iter(["cmdline"]) if "agentgym.trainer.learn" in " ".join(p.info["cmdline"] or [])]
+def learning_processes(folder: Path) -> list[psutil.Process]:
+    """This trainer's learning processes (their command line names the job's folder)."""
+    return [p for p in psutil.process_iter(["cmdline"])
+            if "agentgym.trainer.learn" in (cmd := " ".join(p.info["cmdline"] or [])) and str(folder) in cmd]  # fmt: skip
 
 
 def test_evol_job_survives_kill_9_during_exploration_and_learning(loop: Loop) -> None:
@@ -166,9 +168,9 @@ def test_evol_job_survives_kill_9_during_exploration_and_learning(loop: Loop) ->
     loop.wait_job(job_id, lambda j: "learn" in j.step and j.step.startswith("iteration 1") and any(ckpts.glob("step-*")))
     loop.kill_trainer()
     deadline = time.monotonic() + 10
-    while learning_processes() and time.monotonic() < deadline:
+    while learning_processes(folder) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not learning_processes(), "learning outlived the trainer"
+    assert not learning_processes(folder), "learning outlived the trainer"
     loop.start_trainer()
 
     job = loop.wait_job(job_id, lambda j: j.state not in (rpb.QUEUED, rpb.RUNNING))
