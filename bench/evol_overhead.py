@@ -75,7 +75,9 @@ def wait_job(address: str, job_id: str) -> rpb.Job:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--iterations", type=int, default=2)
     parser.add_argument("--explore", type=int, default=96, help="exploration episodes per iteration")
     parser.add_argument("--eval-tasks", type=int, default=32)
@@ -100,7 +102,17 @@ def main() -> None:
     t0 = time.time()
     try:
         spawn("env", "serve", "--port", str(env_port), "--envs", "maze")
-        spawn("policy", "policy", "serve", "--backend", "hf", "--model", f"init:{args.size}", "--port", str(policy_port))
+        spawn(
+            "policy",
+            "policy",
+            "serve",
+            "--backend",
+            "hf",
+            "--model",
+            f"init:{args.size}",
+            "--port",
+            str(policy_port),
+        )
         spawn("trainer", "trainer", "serve", "--dir", str(work / "trainer"), "--port", str(port))
         wait_http(policy_url + "/health")
         spawn("worker", "trainer", "worker", "--trainer", address)

@@ -102,7 +102,9 @@ class GrpcSink:
         wanted = tpb.TrajectoryFilter(iteration=-1 if self.iteration is None else self.iteration)
         ids: set[str] = set()
         try:
-            async with grpc.aio.insecure_channel(self.address, options=channel_options(self.max_message_bytes)) as ch:
+            async with grpc.aio.insecure_channel(
+                self.address, options=channel_options(self.max_message_bytes)
+            ) as ch:
                 async for chunk in stub(ch, SERVICE, "ListIds")(tpb.ListIdsRequest(filter=wanted),
                                                                  timeout=self.list_timeout_s):  # fmt: skip
                     ids.update(chunk.record_ids)

@@ -70,7 +70,11 @@ def main(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     env_port, policy_port, trainer_port = free_port(), free_port(), free_port()
-    env, trainer, policy_url = f"127.0.0.1:{env_port}", f"127.0.0.1:{trainer_port}", f"http://127.0.0.1:{policy_port}"
+    env, trainer, policy_url = (
+        f"127.0.0.1:{env_port}",
+        f"127.0.0.1:{trainer_port}",
+        f"http://127.0.0.1:{policy_port}",
+    )
     procs: list[subprocess.Popen[bytes]] = []
 
     def spawn(name: str, *cmd: str) -> None:
@@ -83,7 +87,17 @@ def main(args: argparse.Namespace) -> None:
     try:
         spawn("env", "serve", "--port", str(env_port), "--envs", "maze", "--idle-timeout", "0")
         spawn("trainer", "trainer", "serve", "--dir", str(out / "trainer"), "--port", str(trainer_port))
-        spawn("policy", "policy", "serve", "--backend", "hf", "--model", f"init:{args.size}", "--port", str(policy_port))
+        spawn(
+            "policy",
+            "policy",
+            "serve",
+            "--backend",
+            "hf",
+            "--model",
+            f"init:{args.size}",
+            "--port",
+            str(policy_port),
+        )
         deadline = time.time() + 180
         while True:
             try:
@@ -106,7 +120,9 @@ def main(args: argparse.Namespace) -> None:
                       f"({len(original)} original, {len(held_out)} held out)")  # fmt: skip
 
         # 1. The expert's trajectories, streamed into the trainer's store.
-        bc_tasks = sorted(random.Random(args.seed).sample(tasks["train"], min(args.bc_tasks, len(tasks["train"]))))
+        bc_tasks = sorted(
+            random.Random(args.seed).sample(tasks["train"], min(args.bc_tasks, len(tasks["train"])))
+        )
         run("rollout", "--policy", "expert", "--envs", "maze", "--tasks", ",".join(map(str, bc_tasks)),
             "--server", env, "--out", str(out / "expert_train.jsonl"), "--sink", f"grpc://{trainer}", "--no-progress")  # fmt: skip
         stamp(f"expert data: {len(bc_tasks)} trajectories in the trainer's store")
@@ -128,14 +144,22 @@ def main(args: argparse.Namespace) -> None:
             "--explore-temperature", "0.7", "--seed", str(args.seed), "--set", f"epochs={args.epochs}",
             "--set", f"lr={args.lr}", "--set", f"max_tokens={args.max_tokens}", "--set", f"seed={args.seed}",
         ).split()[0]  # fmt: skip
-        stamp(f"{job_id} submitted: BC, then one AgentEvol iteration (follow: agentgym trainer logs {job_id} --trainer {trainer})")
-        logs = subprocess.run([AGENTGYM, "trainer", "logs", job_id, "--trainer", trainer], capture_output=True, text=True)
+        stamp(
+            f"{job_id} submitted: BC, then one AgentEvol iteration (follow: agentgym trainer logs {job_id} --trainer {trainer})"
+        )
+        logs = subprocess.run(
+            [AGENTGYM, "trainer", "logs", job_id, "--trainer", trainer], capture_output=True, text=True
+        )
         job = out / "trainer" / "jobs" / job_id
         if logs.returncode != 0:
             raise SystemExit(f"{job_id} did not succeed:\n{logs.stdout[-3000:]}")
         report = json.loads((job / "report.json").read_text())["iterations"][0]
         for name, k in (("BC (from scratch)", 0), ("BC + 1 AgentEvol iteration", 1)):
-            rows = [json.loads(line) for line in (job / "eval" / f"iter-{k}.jsonl").read_text().splitlines() if line]
+            rows = [
+                json.loads(line)
+                for line in (job / "eval" / f"iter-{k}.jsonl").read_text().splitlines()
+                if line
+            ]
             results[name] = [(r["task_id"], bool(r["success"])) for r in rows]
         new = len(set(tasks["train"]) - set(bc_tasks))
         stamp(f"AgentEvol: kept {report['kept_total']} of {sum(report['explored'].values())} explored ({new} train tasks "
@@ -158,17 +182,30 @@ def main(args: argparse.Namespace) -> None:
         summary[name] = row
         table.add_row(name, *(f"{x:.1%}" for x in row))
     console.print(table)
-    (out / "results.json").write_text(json.dumps({"seed": args.seed, "seconds": round(time.time() - t0), **summary}, indent=2))
+    (out / "results.json").write_text(
+        json.dumps({"seed": args.seed, "seconds": round(time.time() - t0), **summary}, indent=2)
+    )
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", default="runs/demo-maze")
-    parser.add_argument("--bc-tasks", type=int, default=212, help="train tasks with expert data (of 425); AgentEvol explores all")
+    parser.add_argument(
+        "--bc-tasks",
+        type=int,
+        default=212,
+        help="train tasks with expert data (of 425); AgentEvol explores all",
+    )
     parser.add_argument("--size", choices=["tiny", "mini", "small"], default="mini")
     parser.add_argument("--epochs", type=float, default=16)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--max-tokens", type=int, default=2048, help="padded tokens per batch: small batches, many updates")
-    parser.add_argument("--explore", type=int, default=300, help="exploration episodes in the AgentEvol iteration")
+    parser.add_argument(
+        "--max-tokens", type=int, default=2048, help="padded tokens per batch: small batches, many updates"
+    )
+    parser.add_argument(
+        "--explore", type=int, default=300, help="exploration episodes in the AgentEvol iteration"
+    )
     parser.add_argument("--seed", type=int, default=0)
     main(parser.parse_args())

@@ -83,9 +83,7 @@ async def test_hf_policy_end_to_end(server: Server, hf: HFPolicy) -> None:
     assert hf.stats["sequences"] >= 3
     for record in records:
         assert (
-            record.policy == "hf"
-            and (record.rounds or 0) >= 1
-            and record.weight_version == hf.weight_version
+            record.policy == "hf" and (record.rounds or 0) >= 1 and record.weight_version == hf.weight_version
         )
         segments_line_up(record, hf.chat.decode)  # type: ignore[union-attr]
 

@@ -65,7 +65,10 @@ def test_json_and_proto_round_trip_exactly() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"conversations": CONVERSATION[1:]}, "conversations\\[0\\] is a gpt turn where a human turn belongs"),
+        (
+            {"conversations": CONVERSATION[1:]},
+            "conversations\\[0\\] is a gpt turn where a human turn belongs",
+        ),
         ({"conversations": [*CONVERSATION[:2], CONVERSATION[1]]}, "conversations\\[2\\] is a gpt turn"),
         ({"conversations": [{"from": "robot", "value": "x"}]}, "needs from \\(human\\|gpt\\|system\\)"),
         ({"conversations": []}, "no conversation"),
@@ -85,7 +88,9 @@ def test_one_validation_with_one_set_of_messages(change: dict[str, object], mess
 
 
 def test_a_system_turn_may_open_the_conversation() -> None:
-    t = Trajectory.from_json(agenttraj("maze_1", conversations=[{"from": "system", "value": "Be brief."}, *CONVERSATION]))
+    t = Trajectory.from_json(
+        agenttraj("maze_1", conversations=[{"from": "system", "value": "Be brief."}, *CONVERSATION])
+    )
     assert t.conversations[0].role == "system"
 
 
@@ -110,7 +115,9 @@ def test_a_corrupt_record_is_skipped_and_reported_by_item_id(tmp_path: Path, lin
 
 def test_a_line_that_is_not_json_is_skipped_unless_strict(tmp_path: Path) -> None:
     path = tmp_path / "t.jsonl"
-    path.write_text(json.dumps(agenttraj("maze_1")) + "\n{not json\n" + json.dumps(agenttraj("maze_2")) + "\n")
+    path.write_text(
+        json.dumps(agenttraj("maze_1")) + "\n{not json\n" + json.dumps(agenttraj("maze_2")) + "\n"
+    )
     report = ReadReport()
     assert [t.item_id for t in read_trajectories(path, report=report)] == ["maze_1", "maze_2"]
     assert report.skipped[0][0].endswith("t.jsonl:2")
@@ -121,7 +128,9 @@ def test_a_line_that_is_not_json_is_skipped_unless_strict(tmp_path: Path) -> Non
 def test_env_filter_keeps_agentgym_aliases(tmp_path: Path) -> None:
     """The bug this record fixed: `--envs maze` dropped every lmrlgym_maze_* record of AgentTraj."""
     path = tmp_path / "agenttraj.json"
-    write_agenttraj(path, [agenttraj("lmrlgym_maze_1"), agenttraj("webshop_4"), agenttraj("maze_9")], lines=False)
+    write_agenttraj(
+        path, [agenttraj("lmrlgym_maze_1"), agenttraj("webshop_4"), agenttraj("maze_9")], lines=False
+    )
     got = [t.item_id for t in load_trajectories([Source(str(path), {"env": ["maze"]})])]
     assert got == ["lmrlgym_maze_1", "maze_9"]
 
@@ -132,6 +141,9 @@ def test_min_reward_and_records_without_a_reward(tmp_path: Path) -> None:
     write_agenttraj(path, [agenttraj("maze_1"), agenttraj("maze_2", reward=0.0), agenttraj("maze_3", reward=1.0)],
                     lines=True)  # fmt: skip
     strict = [t.item_id for t in load_trajectories([Source(str(path), {"min_reward": 1.0})])]
-    kept = [t.item_id for t in load_trajectories([Source(str(path), {"min_reward": 1.0, "keep_unrewarded": True})])]
+    kept = [
+        t.item_id
+        for t in load_trajectories([Source(str(path), {"min_reward": 1.0, "keep_unrewarded": True})])
+    ]
     assert strict == ["maze_3"] and kept == ["maze_1", "maze_3"]
     assert Query.of(keep_unrewarded=True).matches(Trajectory.from_json(agenttraj("maze_1")))

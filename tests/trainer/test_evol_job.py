@@ -57,7 +57,9 @@ class Loop:
         return proc
 
     def start_trainer(self) -> None:
-        proc = self.spawn("trainer", "trainer", "serve", "--dir", str(self.dir), "--port", str(self.port), "--grace", "1")
+        proc = self.spawn(
+            "trainer", "trainer", "serve", "--dir", str(self.dir), "--port", str(self.port), "--grace", "1"
+        )
         wait_serving(self.port, proc, self.tmp / "trainer.log")
 
     def kill_trainer(self) -> None:
@@ -66,7 +68,17 @@ class Loop:
 
     def start(self) -> None:
         env = self.spawn("env", "serve", "--port", str(self.env_port), "--envs", "maze")
-        self.spawn("policy", "policy", "serve", "--backend", "hf", "--model", "init:tiny", "--port", str(self.policy_port))
+        self.spawn(
+            "policy",
+            "policy",
+            "serve",
+            "--backend",
+            "hf",
+            "--model",
+            "init:tiny",
+            "--port",
+            str(self.policy_port),
+        )
         self.start_trainer()
         wait_listening(self.env_port, env)
         deadline = time.monotonic() + 120
@@ -110,7 +122,9 @@ class Loop:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             for name in ("env", "policy", "worker", "trainer"):
-                assert self.procs[name].poll() is None, f"{name} exited: {(self.tmp / f'{name}.log').read_text()[-3000:]}"
+                assert self.procs[name].poll() is None, (
+                    f"{name} exited: {(self.tmp / f'{name}.log').read_text()[-3000:]}"
+                )
             job = self.job(job_id)
             if job is not None and until(job):
                 return job
@@ -165,7 +179,9 @@ def test_evol_job_survives_kill_9_during_exploration_and_learning(loop: Loop) ->
 
     # 2. Killed while learning, after a checkpoint: the learning process dies with the trainer.
     ckpts = folder / "iter-1" / "model" / "checkpoints"
-    loop.wait_job(job_id, lambda j: "learn" in j.step and j.step.startswith("iteration 1") and any(ckpts.glob("step-*")))
+    loop.wait_job(
+        job_id, lambda j: "learn" in j.step and j.step.startswith("iteration 1") and any(ckpts.glob("step-*"))
+    )
     loop.kill_trainer()
     deadline = time.monotonic() + 10
     while learning_processes(folder) and time.monotonic() < deadline:
@@ -191,7 +207,9 @@ def test_evol_job_survives_kill_9_during_exploration_and_learning(loop: Loop) ->
     events = (folder / "events.jsonl").read_text()
     assert events.count("resumed from its last completed step") == 2
     # `agentgym trainer jobs` and `logs` show it.
-    out = subprocess.run([AGENTGYM, "trainer", "jobs", "--trainer", loop.address], capture_output=True, text=True)
+    out = subprocess.run(
+        [AGENTGYM, "trainer", "jobs", "--trainer", loop.address], capture_output=True, text=True
+    )
     assert job_id in out.stdout and "SUCCEEDED" in out.stdout
     out = subprocess.run([AGENTGYM, "trainer", "logs", job_id, "--trainer", loop.address], capture_output=True,
                          text=True, timeout=60)  # fmt: skip
@@ -202,14 +220,20 @@ def _can_unshare() -> bool:
     return subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode == 0
 
 
-@pytest.mark.skipif(not _can_unshare(), reason="needs mount namespaces (unshare -m) to hide a folder from one server")
-def test_a_policy_server_that_refuses_the_weights_fails_the_job_and_rolls_back(loop: Loop, tmp_path: Path) -> None:
+@pytest.mark.skipif(
+    not _can_unshare(), reason="needs mount namespaces (unshare -m) to hide a folder from one server"
+)
+def test_a_policy_server_that_refuses_the_weights_fails_the_job_and_rolls_back(
+    loop: Loop, tmp_path: Path
+) -> None:
     """Two policy servers; the second cannot see iteration 1's checkpoint (as a machine without the
     shared disk would not), so it really refuses to load it. The first is rolled back to iteration
     0's weights, and the job fails saying which server refused and what each serves now."""
     other = free_port()
     # The second server runs in its own mount namespace, where a folder can be hidden from it alone.
-    proc = loop.spawn("policy2", "policy", "serve", "--backend", "hf", "--model", "init:tiny", "--port", str(other))
+    proc = loop.spawn(
+        "policy2", "policy", "serve", "--backend", "hf", "--model", "init:tiny", "--port", str(other)
+    )
     proc.kill()
     proc.wait()
     with (tmp_path / "policy2.log").open("ab") as f:

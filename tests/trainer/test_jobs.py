@@ -73,7 +73,9 @@ BC = rpb.BCJob(base="init:tiny", data=rpb.DataSpec(store=tpb.TrajectoryFilter(en
          "no bc_data and no agent"),
     ],
 )  # fmt: skip
-async def test_a_bad_spec_is_refused_with_a_message(channel: grpc.aio.Channel, request_: Any, message: str) -> None:
+async def test_a_bad_spec_is_refused_with_a_message(
+    channel: grpc.aio.Channel, request_: Any, message: str
+) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await rpc(channel, "Submit", request_)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -81,10 +83,15 @@ async def test_a_bad_spec_is_refused_with_a_message(channel: grpc.aio.Channel, r
 
 
 async def test_unknown_jobs_and_ended_jobs(trainer: TrainerServer, channel: grpc.aio.Channel) -> None:
-    for method, request in (("GetJob", rpb.GetJobRequest(id="job-9")), ("Cancel", rpb.CancelRequest(id="job-9"))):
+    for method, request in (
+        ("GetJob", rpb.GetJobRequest(id="job-9")),
+        ("Cancel", rpb.CancelRequest(id="job-9")),
+    ):
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await rpc(channel, method, request)
-        assert info.value.code() == grpc.StatusCode.NOT_FOUND and "no job 'job-9'" in (info.value.details() or "")
+        assert info.value.code() == grpc.StatusCode.NOT_FOUND and "no job 'job-9'" in (
+            info.value.details() or ""
+        )
     with pytest.raises(grpc.aio.AioRpcError) as info:
         async for _ in stub(channel, SERVICE, "Watch")(rpb.WatchRequest(id="job-9")):
             pass
@@ -156,13 +163,17 @@ async def test_cancel_a_queued_and_a_running_job(trainer: TrainerServer, channel
                                                 start_server: Any) -> None:  # fmt: skip
     server = await start_server(envs=["maze"])
     await expert_data(trainer, server, range(40))
-    slow = rpb.SubmitRequest(bc=rpb.BCJob(base="init:tiny", data=BC.data, settings={"epochs": "200", "max_tokens": "512"}))
+    slow = rpb.SubmitRequest(
+        bc=rpb.BCJob(base="init:tiny", data=BC.data, settings={"epochs": "200", "max_tokens": "512"})
+    )
     running = await rpc(channel, "Submit", slow)
     queued = await rpc(channel, "Submit", slow)
     assert await wait_for(lambda: trainer.jobs.jobs[running.id].step == "learn", 30)
     await rpc(channel, "Cancel", rpb.CancelRequest(id=queued.id))
     assert trainer.jobs.jobs[queued.id].state == "CANCELLED"
-    assert await wait_for(lambda: (Path(trainer.jobs.jobs[running.id].out) / "model" / "learn.log").exists(), 30)
+    assert await wait_for(
+        lambda: (Path(trainer.jobs.jobs[running.id].out) / "model" / "learn.log").exists(), 30
+    )
     await rpc(channel, "Cancel", rpb.CancelRequest(id=running.id))
     assert await wait_for(lambda: trainer.jobs.jobs[running.id].state == "CANCELLED", 30)
     listed = await rpc(channel, "ListJobs", rpb.ListJobsRequest())
@@ -171,7 +182,11 @@ async def test_cancel_a_queued_and_a_running_job(trainer: TrainerServer, channel
     # The learning process was killed with its job, not left training.
     import psutil
 
-    assert not [p for p in psutil.Process().children(recursive=True) if "agentgym.trainer.learn" in " ".join(p.cmdline())]
+    assert not [
+        p
+        for p in psutil.Process().children(recursive=True)
+        if "agentgym.trainer.learn" in " ".join(p.cmdline())
+    ]
 
 
 async def test_work_left_by_a_vanished_worker_is_offered_again(trainer: TrainerServer,
@@ -199,7 +214,11 @@ async def test_work_left_by_a_vanished_worker_is_offered_again(trainer: TrainerS
     second = stub(channel, SERVICE, "Work")(second_messages())
     again = await second.read()
     assert again.id == got.id
-    await outbox.put(rpb.WorkerMessage(done=rpb.WorkDone(id=again.id, results=[rpb.EpisodeResult(env="maze", task_id=1, success=True)])))
+    await outbox.put(
+        rpb.WorkerMessage(
+            done=rpb.WorkDone(id=again.id, results=[rpb.EpisodeResult(env="maze", task_id=1, success=True)])
+        )
+    )
     (done,) = await asyncio.wait_for(run, 10)
     assert done.results[0].success
     second.cancel()
