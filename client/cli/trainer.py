@@ -277,7 +277,7 @@ def run_jobs(args: argparse.Namespace) -> int:
         raise _fail("jobs", exc, args.trainer) from None
     table = Table(title=f"Jobs on {args.trainer}")
     for col in ("id", "kind", "state", "step", "progress", "weight version", "created", "error"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col in ("id", "kind", "state", "progress", "weight version", "created"))
     for j in reply.jobs:
         table.add_row(j.id, j.kind, rpb.JobState.Name(j.state), j.step, f"{j.progress:.0%}" if j.step else "",
                       j.weight_version, time.strftime("%m-%d %H:%M", time.localtime(j.created)), j.error[:60])  # fmt: skip

@@ -178,10 +178,14 @@ def test_evol_job_survives_kill_9_during_exploration_and_learning(loop: Loop) ->
     loop.start_trainer()  # the job resumes; the worker reconnects and gets the unfinished work again
 
     # 2. Killed while learning, after a checkpoint: the learning process dies with the trainer.
-    ckpts = folder / "iter-1" / "model" / "checkpoints"
-    loop.wait_job(
-        job_id, lambda j: "learn" in j.step and j.step.startswith("iteration 1") and any(ckpts.glob("step-*"))
-    )
+    learn_log = folder / "iter-1" / "model" / "learn.log"
+
+    def checkpointed(job: rpb.Job) -> bool:  # a complete checkpoint (a half-written one is not resumed)
+        return job.step.startswith("iteration 1/1: learn") and learn_log.exists() and (
+            '"checkpoint saved"' in learn_log.read_text()
+        )
+
+    loop.wait_job(job_id, checkpointed)
     loop.kill_trainer()
     deadline = time.monotonic() + 10
     while learning_processes(folder) and time.monotonic() < deadline:
