@@ -270,6 +270,7 @@ class Episode:
 
     def __init__(self, client: EnvClient, server: _Server) -> None:
         self.client = client
+        self.sample = 0  # which sample of its task this episode is (set by the rollout engine)
         self.server = server
         self.address = server.address
         self.call: grpc.aio.StreamStreamCall | None = None

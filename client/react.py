@@ -74,6 +74,7 @@ async def run_episode(
     started = time.time()
     t = time.perf_counter()
     async with client.episode(spec.env, spec.task_id, seed=spec.seed, max_steps=max_rounds or 0) as ep:
+        ep.sample = spec.sample  # policies derive each turn's sampling seed from (env, task, seed, sample)
         create_s = time.perf_counter() - t
         try:
             played = await _play(ep, policy, max_context_tokens, max_action_bytes)

@@ -6,6 +6,11 @@ with the request and reply fields SGLang 0.5.x defines (`GenerateReqInput` in
 and an OpenAI-compatible `/v1/chat/completions`, so the `sglang` and `openai` policies, and
 AgentEvol's weight reloads, work against a small model on a machine without SGLang. With
 `strict=True` it refuses fields SGLang does not define (the tests use this to check the client).
+
+`sampling_params.sampling_seed` is honoured per request (as SGLang does with
+`--enable-deterministic-inference`): a seeded request's tokens depend on its prompt, sampling
+parameters, seed and the weights, not on what else the batcher put beside it. A batch may send one
+sampling_params object for all prompts or a list with one per prompt, as GenerateReqInput allows.
 """
 
 from __future__ import annotations
@@ -126,29 +131,36 @@ class PolicyServer:
         if isinstance(body, web.Response):
             return body
         unknown = sorted(set(body) - GENERATE_REQ_FIELDS)
+        ids = body.get("input_ids")
+        batched = isinstance(ids, list) and bool(ids) and isinstance(ids[0], list)
         params = body.get("sampling_params") or {}
-        if not isinstance(params, dict):
-            return _error(
-                400, "a list of sampling_params is not supported here; send one object for the batch"
-            )
-        unknown_params = sorted(set(params) - SAMPLING_PARAMS_FIELDS)
+        if isinstance(params, list):  # one object per prompt of a batch
+            if not batched or len(params) != len(ids) or not all(isinstance(p, dict) for p in params):
+                return _error(
+                    400, "a list of sampling_params needs input_ids as a batch, one object per prompt"
+                )
+            per_prompt: list[dict[str, Any]] = params
+        elif isinstance(params, dict):
+            per_prompt = [params] * (len(ids) if batched else 1)
+        else:
+            return _error(400, "sampling_params must be an object or a list of objects")
+        unknown_params = sorted(set().union(*per_prompt) - SAMPLING_PARAMS_FIELDS)
         if self.strict and (unknown or unknown_params):
             return _error(
                 400, f"fields SGLang does not define: request {unknown}, sampling_params {unknown_params}"
             )
-        ids = body.get("input_ids")
-        if isinstance(ids, list) and ids and isinstance(ids[0], list):  # the batch form: replies in order
+        if batched:  # the batch form: replies in order
             rids = body.get("rid")
             rids = rids if isinstance(rids, list) and len(rids) == len(ids) else [None] * len(ids)
             replies = await asyncio.gather(
                 *(
-                    self._generate_one(dict(body, input_ids=one, rid=rid), params)
-                    for one, rid in zip(ids, rids, strict=True)
+                    self._generate_one(dict(body, input_ids=one, rid=rid), p)
+                    for one, rid, p in zip(ids, rids, per_prompt, strict=True)
                 )
             )
             errors = [r for r in replies if isinstance(r, web.Response)]
             return errors[0] if errors else web.json_response(replies)
-        one = await self._generate_one(body, params)
+        one = await self._generate_one(body, per_prompt[0])
         return one if isinstance(one, web.Response) else web.json_response(one)
 
     async def _generate_one(
@@ -165,8 +177,13 @@ class PolicyServer:
             float(params.get("top_p", 1.0)),
             int(params.get("max_new_tokens", 128)),
         )
+        seed = params.get("sampling_seed")
+        if seed is not None and (
+            isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64
+        ):
+            return _error(400, "sampling_seed must be an integer in [0, 2**64)")
         try:
-            gen = await self.policy.generate(ids, sampling)
+            gen = await self.policy.generate(ids, sampling, seed)
         except PolicyError as exc:
             return _error(400, str(exc))
         assert self.policy.chat is not None
@@ -209,7 +226,7 @@ class PolicyServer:
                 {"success": False, "message": "model_path is required", "num_paused_requests": 0}
             )
         try:
-            await self.policy.reload(path, body.get("weight_version"))
+            await self.policy.load_weights(path, str(body.get("weight_version") or ""))
         except (OSError, PolicyError, ValueError) as exc:
             return web.json_response(
                 {"success": False, "message": f"failed to load {path}: {exc}", "num_paused_requests": 0}

@@ -14,6 +14,13 @@ flight from this client, and its later turns to the same server, whose prefix ca
 conversation so far. Turns bound for one server within `batch_wait_ms` travel as one batched
 /generate (GenerateReqInput's list form): with thousands of episodes, one HTTP round trip carries
 dozens of turns, and the client's cost per turn drops accordingly.
+
+When sampling (temperature > 0), each turn sends `sampling_params.sampling_seed`, derived from the
+policy's seed, the episode's env, task id, env seed and sample, and the turn index (`seeding.py`),
+so a turn's random draws do not depend on which requests the server batched it with. A batch of
+seeded turns sends one sampling_params object per prompt (GenerateReqInput's list form). SGLang
+honours the seed only when launched with `--enable-deterministic-inference`; otherwise it samples
+from its own stream and ignores the field.
 """
 
 from __future__ import annotations
@@ -27,12 +34,17 @@ import aiohttp
 import orjson
 
 from agentgym.client.policies.base import Policy, PolicyError, Sampling, Turn
-from agentgym.client.policies.chat import ChatTokens, Conversation
+from agentgym.client.policies.chat import Conversation
+from agentgym.client.policies.seeding import TurnSeeds
+from agentgym.core.chat import ChatTokens
+from agentgym.core.weights import WeightsError, load_weights
 
 if TYPE_CHECKING:
     from agentgym.client.envclient import Episode
 
 _JSON = {"Content-Type": "application/json"}
+# A turn waiting to be sent: (rid, input_ids, sampling seed or None, the future its reply completes).
+_Pending = tuple[str, list[int], int | None, asyncio.Future[Any]]
 
 # The GenerateReqInput fields this client sends; a test server checks them against SGLang's.
 GENERATE_FIELDS = ("rid", "input_ids", "sampling_params", "return_logprob", "logprob_start_len")
@@ -43,6 +55,7 @@ SAMPLING_FIELDS = (
     "stop_token_ids",
     "skip_special_tokens",
     "no_stop_trim",
+    "sampling_seed",
 )
 
 
@@ -59,6 +72,7 @@ class SGLangPolicy(Policy):
         retries: int = 2,
         max_batch: int = 64,
         batch_wait_ms: float = 2.0,
+        seed: int = 0,
     ) -> None:
         if isinstance(urls, str):
             urls = [u.strip() for u in urls.split(",") if u.strip()]
@@ -67,6 +81,8 @@ class SGLangPolicy(Policy):
         self.urls = [u.rstrip("/") for u in urls]
         self.tokenizer_path = tokenizer
         self.sampling = sampling or Sampling()
+        self.seed = seed
+        self.turn_seeds = TurnSeeds(seed)
         self.timeout_s = timeout_s
         self.retries = retries
         self.in_flight = dict.fromkeys(self.urls, 0)
@@ -74,9 +90,7 @@ class SGLangPolicy(Policy):
         self.model_info: dict[str, Any] = {}
         self.max_batch = max(1, max_batch)
         self.batch_wait_s = batch_wait_ms / 1000
-        self._pending: dict[str, list[tuple[str, list[int], asyncio.Future[Any]]]] = {
-            u: [] for u in self.urls
-        }
+        self._pending: dict[str, list[_Pending]] = {u: [] for u in self.urls}
         self._flush_at: dict[str, asyncio.TimerHandle | None] = dict.fromkeys(self.urls)
         self._session: aiohttp.ClientSession | None = None
         self._rids = itertools.count()
@@ -122,10 +136,10 @@ class SGLangPolicy(Policy):
             self.sticky[episode_id] = url
         return url
 
-    def _sampling_params(self) -> dict[str, Any]:
+    def _sampling_params(self, seed: int | None = None) -> dict[str, Any]:
         assert self.chat is not None, "start() was not called"
         s = self.sampling
-        return {
+        params: dict[str, Any] = {
             "temperature": s.temperature,
             "top_p": s.top_p,
             "max_new_tokens": s.max_new_tokens,
@@ -133,14 +147,18 @@ class SGLangPolicy(Policy):
             "skip_special_tokens": False,
             "no_stop_trim": True,
         }
+        if seed is not None and s.temperature > 0:
+            params["sampling_seed"] = seed
+        return params
 
     async def act(self, conversation: Conversation, episode: Episode) -> Turn:
         url = self._route(episode.episode_id)
         rid = f"{episode.episode_id}-{next(self._rids)}"
+        seed = self.turn_seeds(conversation, episode) if self.sampling.temperature > 0 else None
         self.in_flight[url] += 1
         try:
             future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            self._enqueue(url, rid, conversation.input_ids, future)  # max_batch=1: sent at once
+            self._enqueue(url, (rid, conversation.input_ids, seed, future))  # max_batch=1: sent at once
             reply = await future
         finally:
             self.in_flight[url] -= 1
@@ -151,11 +169,12 @@ class SGLangPolicy(Policy):
 
     def finish(self, episode: Episode) -> None:
         self.sticky.pop(episode.episode_id, None)
+        self.turn_seeds.finish(episode)
 
     # --- batching ------------------------------------------------------------------------------------
-    def _enqueue(self, url: str, rid: str, ids: list[int], future: asyncio.Future[Any]) -> None:
+    def _enqueue(self, url: str, item: _Pending) -> None:
         pending = self._pending[url]
-        pending.append((rid, ids, future))
+        pending.append(item)
         if len(pending) >= self.max_batch:
             self._flush(url)
         elif self._flush_at[url] is None:
@@ -173,29 +192,31 @@ class SGLangPolicy(Policy):
             task = asyncio.ensure_future(self._send(url, batch))
             task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
-    async def _send(self, url: str, batch: list[tuple[str, list[int], asyncio.Future[Any]]]) -> None:
+    async def _send(self, url: str, batch: list[_Pending]) -> None:
         try:
-            replies = await self._generate(url, [(rid, ids) for rid, ids, _ in batch])
+            replies = await self._generate(url, [(rid, ids, seed) for rid, ids, seed, _ in batch])
         except BaseException as exc:
-            for _, _, fut in batch:
+            for *_, fut in batch:
                 if not fut.done():
                     fut.set_exception(exc if isinstance(exc, PolicyError) else PolicyError(f"{url}: {exc!r}"))
             return
-        for (_, _, fut), reply in zip(batch, replies, strict=True):
+        for (*_, fut), reply in zip(batch, replies, strict=True):
             if not fut.done():
                 fut.set_result(reply)
 
-    async def _generate(self, url: str, items: list[tuple[str, list[int]]]) -> list[Any]:
-        """One /generate call for one or several prompts; replies in order."""
+    async def _generate(self, url: str, items: list[tuple[str, list[int], int | None]]) -> list[Any]:
+        """One /generate call for one or several prompts; replies in order. Seeded prompts of a
+        batch each get their own sampling_params (the list form); otherwise one object serves all."""
+        params = [self._sampling_params(seed) for _, _, seed in items]
         body: dict[str, Any] = {
-            "sampling_params": self._sampling_params(),
+            "sampling_params": params[0] if all(p == params[0] for p in params) else params,
             "return_logprob": True,
             "logprob_start_len": -1,
         }
         if len(items) == 1:
             body.update(rid=items[0][0], input_ids=items[0][1])
         else:
-            body.update(rid=[rid for rid, _ in items], input_ids=[ids for _, ids in items])
+            body.update(rid=[rid for rid, _, _ in items], input_ids=[ids for _, ids, _ in items])
         self.http_requests += 1
         reply = await self._post(url, "/generate", body)
         replies = [reply] if len(items) == 1 else reply
@@ -204,15 +225,15 @@ class SGLangPolicy(Policy):
         return replies
 
     # --- weights -------------------------------------------------------------------------------------
-    async def update_weights(self, model_path: str, weight_version: str | None = None) -> None:
-        """Load new weights on every server (AgentEvol's reload step)."""
-        body: dict[str, Any] = {"model_path": model_path}
-        if weight_version is not None:
-            body["weight_version"] = weight_version
-        for url in self.urls:
-            reply = await self._post(url, "/update_weights_from_disk", body)
-            if not reply.get("success", False):
-                raise PolicyError(f"{url} refused to load {model_path}: {reply.get('message', reply)}")
+    async def load_weights(self, model_path: str, weight_version: str) -> None:
+        """Load new weights on every server, all or none (agentgym.core.weights: a server that
+        refuses is retried, then the others are rolled back to what they served before)."""
+        previous = self.model_info.get("model_path"), self.model_info.get("weight_version")
+        try:
+            await load_weights(self.urls, model_path, weight_version, retries=self.retries,
+                               previous=previous if all(previous) else None)  # fmt: skip
+        except WeightsError as exc:
+            raise PolicyError(str(exc)) from None
         self.model_info = await self._get(self.urls[0], "/model_info")
 
     async def flush_cache(self) -> None:

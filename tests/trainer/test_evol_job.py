@@ -181,8 +181,10 @@ def test_evol_job_survives_kill_9_during_exploration_and_learning(loop: Loop) ->
     learn_log = folder / "iter-1" / "model" / "learn.log"
 
     def checkpointed(job: rpb.Job) -> bool:  # a complete checkpoint (a half-written one is not resumed)
-        return job.step.startswith("iteration 1/1: learn") and learn_log.exists() and (
-            '"checkpoint saved"' in learn_log.read_text()
+        return (
+            job.step.startswith("iteration 1/1: learn")
+            and learn_log.exists()
+            and ('"checkpoint saved"' in learn_log.read_text())
         )
 
     loop.wait_job(job_id, checkpointed)
