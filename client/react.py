@@ -18,7 +18,7 @@ from agentgym.client.envclient import EnvClient, Episode
 from agentgym.client.policies.base import Policy
 from agentgym.client.policies.chat import Conversation
 from agentgym.client.types import StepResult
-from agentgym.core.trajectory import Trajectory, Turn, make_record_id
+from agentgym.core.trajectory import Trajectory, Turn, make_item_id, make_record_id
 
 _ACTION = re.compile(r"Action\s*:", re.IGNORECASE)
 
@@ -44,7 +44,7 @@ class EpisodeSpec:
 
     @property
     def item_id(self) -> str:
-        return f"{self.env}_{self.task_id}"
+        return make_item_id(self.env, self.task_id)
 
     @property
     def record_id(self) -> str:

@@ -72,6 +72,11 @@ def env_of(item_id: str) -> str:
         return ""
 
 
+def make_item_id(env: str, task_id: int) -> str:
+    """AgentTraj's item id of a task: "<env>_<task index>" (the inverse of split_item_id)."""
+    return f"{env}_{task_id}"
+
+
 def make_record_id(item_id: str, sample: int = 0) -> str:
     """An episode's identity for resuming and de-duplication: item_id, plus "#<sample>" when > 0."""
     return item_id if sample == 0 else f"{item_id}#{sample}"

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from agentgym.core.envinfo import EnvInfo, list_envs
+from agentgym.core.trajectory import make_item_id, make_key, make_record_id
 from agentgym.trainer.jobs import JobContext, JobError
 from agentgym.trainer.specs import EvolSpec
 from agentgym.trainer.store import Query
@@ -201,8 +202,8 @@ async def explore(ctx: JobContext, spec: EvolSpec, infos: dict[str, EnvInfo], k:
 
 
 def _key(ep: rpb.WorkEpisode, iteration: int) -> str:
-    item = f"{ep.env}_{ep.task_id}"
-    return f"{item if ep.sample == 0 else f'{item}#{ep.sample}'}@{iteration}"
+    """The store key the episode's trajectory will have (see agentgym.core.trajectory)."""
+    return make_key(make_record_id(make_item_id(ep.env, ep.task_id), ep.sample), iteration)
 
 
 async def _run_items(ctx: JobContext, items: list[rpb.WorkItem]) -> list[rpb.WorkDone]:

@@ -55,7 +55,7 @@ from typing import Any
 
 import orjson
 
-from agentgym.core.trajectory import Trajectory, TrajectoryError
+from agentgym.core.trajectory import Trajectory, TrajectoryError, make_record_id
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class Entry:
 
     @property
     def record_id(self) -> str:
-        return self.item_id if self.sample == 0 else f"{self.item_id}#{self.sample}"
+        return make_record_id(self.item_id, self.sample)
 
     def header(self) -> dict[str, Any]:
         return {
