@@ -9,7 +9,7 @@ timing, the worker's seconds per work item, the learning process's own clock):
 
     wall       from the start of exploration to the end of evaluation
     rollouts   seconds the worker spent playing exploration and evaluation episodes
-    training   seconds inside the training loop (trainer/bc.py), in the learning process
+    training   seconds inside `trainer.bc.train` (model, data, the loop), in the learning process
     overhead   wall - rollouts - training: queueing work, store queries, writing the report,
                publishing the weights to the policy server, and starting the learning process
                (python, torch and transformers imports), shown separately
@@ -98,7 +98,7 @@ def main() -> None:
         procs.append(proc)
         return proc
 
-    console = Console()
+    console = Console(width=160)
     t0 = time.time()
     try:
         spawn("env", "serve", "--port", str(env_port), "--envs", "maze")
@@ -153,7 +153,9 @@ def main() -> None:
         rollouts = steps[f"explore-{k}"]["rollout_s"] + rollout_s.get(f"eval-{k}", 0.0)
         learned = steps[f"learn-{k}"]
         training = learned["train_s"]
-        start = learned["process_s"] - learned["train_s"]
+        # The learn step as the trainer saw it, less the training inside it: starting the process
+        # (python, torch, transformers), handing it the spec, collecting the result.
+        start = timing[f"learn-{k}"][1] - timing[f"learn-{k}"][0] - training
         publish = timing[f"publish-{k}"][1] - timing[f"publish-{k}"][0]
         overhead = wall - rollouts - training
         rows.append({"iteration": k, "wall_s": wall, "rollouts_s": rollouts, "training_s": training,
