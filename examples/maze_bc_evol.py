@@ -1,6 +1,6 @@
 """Demonstration on CPU: behaviour cloning from scratch on Maze, then AgentEvol, through the fabric.
 
-    python examples/maze_bc_evol.py                 # about 30 minutes on 2 cores
+    python examples/maze_bc_evol.py                 # about 50 minutes on 2 cores
     python examples/maze_bc_evol.py --out runs/demo --seed 1
 
 Every part runs as its own process, as on a cluster: an env server (`agentgym serve`), the trainer
