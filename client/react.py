@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agentgym.client.envclient import EnvClient, Episode
 from agentgym.client.policies.base import Policy
@@ -56,6 +56,7 @@ class _Played:
     conv: Conversation
     last: StepResult
     rounds: int = 0
+    step_rewards: list[float] = field(default_factory=list)  # StepResult.reward of each step
     finish: str = "done"  # done | truncated | context
     policy_s: float = 0.0
     env_s: float = 0.0
@@ -104,6 +105,7 @@ async def _play(
         p.last = await ep.step(parse_action(turn.text, max_action_bytes))
         p.env_s += time.perf_counter() - t
         p.rounds += 1
+        p.step_rewards.append(float(p.last.reward))
         p.conv.add_env(p.last.observation)
         if p.last.over:
             p.finish = "done" if p.last.done else "truncated"
@@ -122,6 +124,8 @@ def _record(spec: EpisodeSpec, ep: Episode, p: _Played, policy: Policy, started:
         seed=ep.seed,
         sample=spec.sample,
         rounds=p.rounds,
+        max_steps=ep.max_steps,
+        step_rewards=list(p.step_rewards),
         finish=p.finish,
         policy=policy.name,
         tokenizer=p.conv.chat.fingerprint if tokens and p.conv.chat is not None else None,

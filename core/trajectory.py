@@ -2,9 +2,10 @@
 
 A trajectory is one episode: AgentTraj's fields (`item_id`, `conversations`, `reward`, `success`)
 plus what the fabric adds (env, task, sample, AgentEvol iteration, token ids, loss mask,
-log-probabilities, the weight versions that produced the agent turns, timing). Rollouts make it,
-the gRPC sink and the trainer's service carry it (`agentgym.v1.Trajectory`), the store keeps it,
-training reads it. Everything about it is written here once:
+log-probabilities, the weight versions that produced the agent turns, the step limit and each
+step's reward, timing). Rollouts make it, the gRPC sink and the trainer's service carry it
+(`agentgym.v1.Trajectory`), the store keeps it, training reads it. Everything about it is written
+here once:
 
 - ids: `split_item_id` (AgentTraj's "<env>_<task index>", with the original's env aliases, so
   "lmrlgym_maze_3" is Maze task 3), `Trajectory.record_id` ("maze_3", "maze_3#2" for sample 2),
@@ -20,6 +21,7 @@ On disk (JSON), one object per episode::
     {"item_id": "maze_3", "conversations": [{"from": "human", "loss": null, "value": "..."}, ...],
      "reward": 1.0, "success": 1, "env": "maze", "task_id": 3, "sample": 0, "iteration": 2,
      "seed": 3, "rounds": 11, "finish": "done", "policy": "sglang", "tokenizer": "9f0c...",
+     "max_steps": 15, "step_rewards": [0.0, ..., 1.0],
      "input_ids": [...], "loss_mask": [...], "logprobs": [null, ..., -0.12],
      "weight_version": "iter-2", "timing": {"start": 1.7e9, "duration_s": 3.2}}
 
@@ -118,7 +120,14 @@ class Trajectory:
     tokenizer: str | None = None  # fingerprint of the tokenizer and template of the token fields
     input_ids: list[int] | None = None  # the whole conversation as the policy's token ids
     loss_mask: list[int] | None = None  # 1 for generated tokens (trained on), 0 for the rest
-    logprobs: list[float | None] | None = None  # per token; None for tokens not generated
+    # Per token: its log-probability under the distribution it was sampled from (after
+    # temperature, before top-p); None for tokens not generated.
+    logprobs: list[float | None] | None = None
+    # The step limit the episode was played under (the env server's CreateResponse.max_steps).
+    max_steps: int | None = None
+    # Each env step's own reward (StepResult.reward), in order, one per round. An empty list is
+    # None (not recorded), as on the wire.
+    step_rewards: list[float] | None = None
     # The policy weights that produced the agent turns, in order of first use (several when the
     # episode spanned a weight update). Empty: unknown.
     weight_versions: list[str] = field(default_factory=list)
@@ -128,6 +137,8 @@ class Trajectory:
     def __post_init__(self) -> None:
         if not self.env and isinstance(self.item_id, str):
             self.env = env_of(self.item_id)
+        if self.step_rewards == []:
+            self.step_rewards = None
 
     # --- identity ---------------------------------------------------------------------------------
     @property
@@ -160,12 +171,36 @@ class Trajectory:
         _check_turns(self.conversations, where)
         if self.reward is not None and (type(self.reward) is not float or not math.isfinite(self.reward)):
             raise TrajectoryError(f"{where}: reward must be a finite number, got {self.reward!r}")
-        for name in ("task_id", "sample", "iteration", "rounds"):
+        for name in ("task_id", "sample", "iteration", "rounds", "max_steps"):
             value = getattr(self, name)
             if value is not None and (type(value) is not int or value < 0):
                 raise TrajectoryError(f"{where}: {name} must be a non-negative integer, got {value!r}")
-        if self.iteration is not None and self.iteration >= _U32:
-            raise TrajectoryError(f"{where}: iteration {self.iteration} is too large")
+        for name in ("iteration", "rounds", "max_steps"):  # uint32 in the message
+            value = getattr(self, name)
+            if value is not None and value >= _U32:
+                raise TrajectoryError(f"{where}: {name} {value} is too large")
+        rounds, max_steps = self.rounds, self.max_steps
+        if rounds is not None and max_steps and rounds > max_steps:
+            raise TrajectoryError(
+                f"{where}: rounds is {rounds} but max_steps is {max_steps}; an episode takes at most "
+                "max_steps steps"
+            )
+        step_rewards = self.step_rewards
+        if step_rewards is not None:
+            if type(step_rewards) is not list:
+                raise TrajectoryError(f"{where}: step_rewards must be a list of numbers")
+            if not set(map(type, step_rewards)) <= {float} or not all(map(math.isfinite, step_rewards)):
+                i, v = next(
+                    (i, v) for i, v in enumerate(step_rewards) if type(v) is not float or not math.isfinite(v)
+                )
+                raise TrajectoryError(
+                    f"{where}: step_rewards[{i}] is {v!r}; step rewards must be finite numbers"
+                )
+            if rounds is not None and len(step_rewards) != rounds:
+                raise TrajectoryError(
+                    f"{where}: step_rewards must have one entry per round "
+                    f"({rounds} rounds, {len(step_rewards)} step rewards)"
+                )
         ids, mask, logprobs = self.input_ids, self.loss_mask, self.logprobs
         if ids is None and (mask is not None or logprobs is not None):
             raise TrajectoryError(f"{where}: loss_mask or logprobs without input_ids")
@@ -296,6 +331,8 @@ class Trajectory:
             msg.loss_mask.extend(self.loss_mask or ())
         if self.logprobs is not None:
             msg.logprobs.extend([math.nan if v is None else v for v in self.logprobs])
+        if self.step_rewards is not None:
+            msg.step_rewards.extend(self.step_rewards)
         msg.weight_versions.extend(self.weight_versions)
         rest = dict(self.extra)
         if self.timing is not None:
@@ -325,6 +362,8 @@ class Trajectory:
             raise TrajectoryError(f"{where}: loss_mask without input_ids")
         if msg.logprobs:
             kw["logprobs"] = [None if v != v else v for v in msg.logprobs]  # NaN != NaN
+        if msg.step_rewards:
+            kw["step_rewards"] = list(msg.step_rewards)
         extra: dict[str, Any] = {}
         if msg.extra_json:
             try:
@@ -434,6 +473,17 @@ def _logprob_list(kw: dict[str, Any], v: Any) -> None:
         kw["logprobs"] = [float(x) if type(x) is int else x for x in v] if int in set(map(type, v)) else v
 
 
+def _float_list(name: str) -> Any:
+    def parse(kw: dict[str, Any], v: Any) -> None:
+        if v is not None:
+            if type(v) is not list:
+                raise TypeError(name)
+            # JSON numbers: integers (a step reward of 0) become floats
+            kw[name] = [float(x) if type(x) is int else x for x in v]
+
+    return parse
+
+
 def _versions(kw: dict[str, Any], v: Any) -> None:
     if v is None:
         return
@@ -463,9 +513,10 @@ _OPTIONAL_PROTO_FIELDS = (
     "finish",
     "policy",
     "tokenizer",
+    "max_steps",
 )
 _PLAIN_FIELDS = ("task_id", "sample", "iteration", "seed", "rounds", "finish", "policy", "tokenizer",
-                 "input_ids", "loss_mask", "logprobs")  # fmt: skip
+                 "max_steps", "step_rewards", "input_ids", "loss_mask", "logprobs")  # fmt: skip
 _JSON_FIELDS: dict[str, Any] = {
     "reward": _number,
     "success": _success,
@@ -478,6 +529,8 @@ _JSON_FIELDS: dict[str, Any] = {
     "finish": _set("finish", str),
     "policy": _set("policy", str),
     "tokenizer": _set("tokenizer", str),
+    "max_steps": _set("max_steps", int),
+    "step_rewards": _float_list("step_rewards"),
     "input_ids": _int_list("input_ids"),
     "loss_mask": _int_list("loss_mask"),
     "logprobs": _logprob_list,

@@ -28,7 +28,8 @@ class Turn:
 
     text: str  # the reply as text (Thought ... Action ...), without the end-of-turn token
     # Token-level backends: the ids exactly as generated (including the end-of-turn token when the
-    # model produced it) and their log-probabilities.
+    # model produced it) and their log-probabilities (under the distribution each token was
+    # sampled from: after temperature, before top-p).
     token_ids: list[int] | None = None
     logprobs: list[float] | None = None
     finish_reason: str = "stop"  # "stop" | "length" | "abort"

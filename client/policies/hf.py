@@ -19,6 +19,12 @@ a sampled uniform across a cumulative-probability boundary (sampling). Measured:
 generated alone and in a shuffled batch of 8, nor of 3 x 300 random prompts on the tiny model;
 tests/client/test_determinism.py checks 30 prompts. On a GPU in bf16 the differences are far larger.
 The thread count does not change results (1 vs 2 threads: bit-identical).
+
+Log-probabilities: each generated token's is its log-probability under the distribution it was
+sampled from, after temperature and before top-p: log_softmax(logits / T) at temperature T > 0, and
+log_softmax(logits) when decoding greedily (T == 0). Top-p only decides which tokens may be drawn;
+it does not change the recorded value (as SGLang's `output_token_logprobs` by default, i.e.
+without SGLANG_RETURN_ORIGINAL_LOGPROB).
 """
 
 from __future__ import annotations
@@ -265,7 +271,8 @@ class HFPolicy(Policy):
                 )
                 past = out.past_key_values
                 logits = out.logits[:, -1].float()
-                logp = torch.log_softmax(logits, dim=-1)
+                # The sampling distribution's log-probabilities (after temperature, before top-p).
+                logp = torch.log_softmax(logits / s.temperature if s.temperature > 0 else logits, dim=-1)
                 next_ids = _sample(logits, s, generators) if s.temperature > 0 else logits.argmax(-1)
                 out_ids[:, t] = next_ids.cpu()
                 out_lp[:, t] = logp.gather(-1, next_ids[:, None])[:, 0].cpu()

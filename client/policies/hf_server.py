@@ -11,6 +11,10 @@ AgentEvol's weight reloads, work against a small model on a machine without SGLa
 `--enable-deterministic-inference`): a seeded request's tokens depend on its prompt, sampling
 parameters, seed and the weights, not on what else the batcher put beside it. A batch may send one
 sampling_params object for all prompts or a list with one per prompt, as GenerateReqInput allows.
+
+`meta_info.output_token_logprobs` carries the hf policy's log-probabilities as they are: each
+token's under the distribution it was sampled from (after temperature, before top-p), which is what
+SGLang returns by default (without SGLANG_RETURN_ORIGINAL_LOGPROB).
 """
 
 from __future__ import annotations

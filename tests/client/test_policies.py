@@ -336,3 +336,73 @@ async def test_expert_and_random(server: Server) -> None:
     assert good.success is True and good.conversations[3].value.startswith("Thought:\n")
     assert bad.success is False and bad.finish == "truncated"
     assert bad.conversations == again.conversations  # seeded
+
+
+async def test_episodes_record_the_step_limit_and_each_steps_reward(server: Server) -> None:
+    """max_steps is the limit the server put in force (the env's max_rounds unless the episode asked
+    for another); step_rewards holds each step's own reward, one per round, summing to the score."""
+    expert, rnd = make_policy("expert"), make_policy("random", seed=3)
+    async with EnvClient(f"127.0.0.1:{server.port}") as client:
+        envs = await client.envs()
+        rnd.prepare(envs)
+        solved = await run_episode(client, expert, EpisodeSpec("maze", 3))
+        cut = await run_episode(client, rnd, EpisodeSpec("maze", 3), max_rounds=4)
+        unlimited = await run_episode(client, rnd, EpisodeSpec("maze", 4))
+    assert envs["maze"].max_rounds == 15
+    assert (solved.success, solved.finish, solved.max_steps) == (True, "done", 15)
+    assert solved.step_rewards is not None and len(solved.step_rewards) == solved.rounds
+    assert solved.step_rewards[-1] == 1.0 and sum(solved.step_rewards) == solved.reward == 1.0
+    assert (cut.finish, cut.rounds, cut.max_steps) == ("truncated", 4, 4)
+    assert cut.step_rewards is not None and len(cut.step_rewards) == 4
+    assert sum(cut.step_rewards) == cut.reward
+    assert unlimited.max_steps == 15 and (unlimited.rounds or 0) <= 15
+    assert unlimited.step_rewards is not None and len(unlimited.step_rewards) == unlimited.rounds
+    assert sum(unlimited.step_rewards) == unlimited.reward
+    for record in (solved, cut, unlimited):  # the same through both codecs
+        assert Trajectory.from_json(record.to_json()) == record
+        assert Trajectory.from_proto(record.to_proto()) == record
+
+
+async def test_hf_logprobs_are_those_of_the_sampling_distribution(server: Server, tiny_model: str) -> None:
+    """At temperature T each generated token's recorded logprob is log_softmax(logits / T) at its
+    position, as a teacher-forced pass of the same model over the recorded input_ids computes it
+    (top-p does not change it); greedy decoding records the raw distribution's."""
+    import torch
+
+    temperature = 0.7
+    for top_p in (1.0, 0.9):
+        policy = HFPolicy(
+            tiny_model, Sampling(temperature=temperature, top_p=top_p, max_new_tokens=12), seed=5
+        )
+        await policy.start()
+        try:
+            async with EnvClient(f"127.0.0.1:{server.port}") as client:
+                record = await run_episode(client, policy, EpisodeSpec("maze", 2), max_rounds=2)
+            ids, mask, logprobs = record.input_ids, record.loss_mask, record.logprobs
+            assert ids is not None and mask is not None and logprobs is not None
+            with torch.inference_mode():
+                logits = policy.model(input_ids=torch.tensor([ids])).logits[0].float()
+            scaled = torch.log_softmax(logits / temperature, dim=-1)
+            raw = torch.log_softmax(logits, dim=-1)
+            generated = [i for i, m in enumerate(mask) if m]
+            assert generated and generated[0] > 0
+            for i in generated:  # token i was sampled from the distribution at position i - 1
+                recorded = logprobs[i]
+                assert recorded is not None
+                assert recorded == pytest.approx(float(scaled[i - 1, ids[i]]), abs=1e-4)
+            # ... and that is not the raw distribution's value (the old, off-policy record).
+            assert max(abs(logprobs[i] - float(raw[i - 1, ids[i]])) for i in generated) > 0.1  # type: ignore[operator]
+        finally:
+            await policy.close()
+    greedy = HFPolicy(tiny_model, Sampling(temperature=0.0, max_new_tokens=8))
+    await greedy.start()
+    try:
+        prompt = greedy.chat.encode("hello")  # type: ignore[union-attr]
+        gen = await greedy.generate(prompt)
+        full = prompt + gen.token_ids
+        with torch.inference_mode():
+            raw = torch.log_softmax(greedy.model(input_ids=torch.tensor([full])).logits[0].float(), dim=-1)
+        for k, tok in enumerate(gen.token_ids):
+            assert gen.logprobs[k] == pytest.approx(float(raw[len(prompt) + k - 1, tok]), abs=1e-4)
+    finally:
+        await greedy.close()

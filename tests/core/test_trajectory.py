@@ -35,8 +35,8 @@ def agenttraj(item_id: str, **fields: object) -> dict[str, object]:
 def full() -> Trajectory:
     return Trajectory(
         item_id="maze_3", conversations=[Turn(m["from"], m["value"], m["loss"]) for m in CONVERSATION],  # type: ignore[arg-type]
-        reward=1.0, success=True, task_id=3, sample=2, iteration=4, seed=3, rounds=1, finish="done",
-        policy="sglang", tokenizer="abc", input_ids=[5, 6, 7], loss_mask=[0, 1, 1], logprobs=[None, -0.5, -1e-9],
+        reward=1.0, success=True, task_id=3, sample=2, iteration=4, seed=3, rounds=1, max_steps=15,
+        step_rewards=[1.0], finish="done", policy="sglang", tokenizer="abc", input_ids=[5, 6, 7], loss_mask=[0, 1, 1], logprobs=[None, -0.5, -1e-9],
         weight_versions=["v1", "v2"], timing={"start": 1.5, "duration_s": 0.25}, extra={"note": {"a": [1]}},
     )  # fmt: skip
 
@@ -62,6 +62,30 @@ def test_json_and_proto_round_trip_exactly() -> None:
     assert bare.to_json()["conversations"] == CONVERSATION and "reward" not in bare.to_json()
 
 
+def test_step_limit_and_step_rewards_round_trip() -> None:
+    item = agenttraj("maze_1", rounds=3, max_steps=15, step_rewards=[0, -0.25, 1])  # JSON ints: floats
+    t = Trajectory.from_json(item)
+    assert t.max_steps == 15 and t.step_rewards == [0.0, -0.25, 1.0]
+    assert all(type(v) is float for v in t.step_rewards)
+    out = t.to_json()
+    assert (out["max_steps"], out["step_rewards"]) == (15, [0.0, -0.25, 1.0])
+    assert Trajectory.from_json(json.loads(t.dumps())) == t
+    msg = t.to_proto()
+    assert msg.max_steps == 15 and list(msg.step_rewards) == [0.0, -0.25, 1.0]
+    assert Trajectory.from_proto(type(msg).FromString(msg.SerializeToString())) == t
+    # A limit of 0 is kept (set, not unknown); rewards of 0 are kept (a list, not empty).
+    zero = Trajectory.from_json(agenttraj("maze_1", rounds=1, max_steps=0, step_rewards=[0.0]))
+    back = Trajectory.from_proto(zero.to_proto())
+    assert back == zero and back.max_steps == 0 and back.step_rewards == [0.0]
+    # Unset and empty: None, in the record, in JSON and on the wire.
+    bare = Trajectory.from_json(agenttraj("maze_1", rounds=0, step_rewards=[]))
+    assert bare.max_steps is None and bare.step_rewards is None
+    assert "max_steps" not in bare.to_json() and "step_rewards" not in bare.to_json()
+    msg = bare.to_proto()
+    assert not msg.HasField("max_steps") and not msg.step_rewards
+    assert Trajectory.from_proto(msg) == bare
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -80,11 +104,47 @@ def test_json_and_proto_round_trip_exactly() -> None:
         ({"input_ids": [1], "loss_mask": [1], "logprobs": [1e999]}, "logprobs\\[0\\] is inf"),
         ({"loss_mask": [1]}, "loss_mask or logprobs without input_ids"),
         ({"sample": -1}, "sample must be a non-negative integer"),
+        ({"max_steps": -1}, "max_steps must be a non-negative integer, got -1"),
+        ({"max_steps": 2**32}, "max_steps 4294967296 is too large"),
+        ({"max_steps": "15"}, "field 'max_steps' has the wrong type"),
+        ({"rounds": 16, "max_steps": 15}, "rounds is 16 but max_steps is 15"),
+        ({"step_rewards": 1.0}, "field 'step_rewards' has the wrong type"),
+        (
+            {"rounds": 2, "step_rewards": [0.0, 1e999]},
+            "step_rewards\\[1\\] is inf; step rewards must be finite",
+        ),
+        ({"rounds": 2, "step_rewards": [float("nan"), 0.0]}, "step_rewards\\[0\\] is nan"),
+        ({"rounds": 1, "step_rewards": ["1"]}, "step_rewards\\[0\\] is '1'"),
+        (
+            {"rounds": 3, "step_rewards": [0.0, 1.0]},
+            "step_rewards must have one entry per round \\(3 rounds, 2 step rewards\\)",
+        ),
     ],
 )
 def test_one_validation_with_one_set_of_messages(change: dict[str, object], message: str) -> None:
     with pytest.raises(TrajectoryError, match=message):
         Trajectory.from_json({**agenttraj("maze_1"), **change})
+
+
+def test_step_fields_are_validated_on_the_wire_too() -> None:
+    """from_proto refuses what validate refuses; a limit of 0 bounds nothing; without rounds the
+    step rewards need no particular length."""
+    ok = Trajectory.from_json(agenttraj("maze_1", rounds=2, max_steps=2, step_rewards=[0.0, 1.0]))
+    msg = ok.to_proto()
+    msg.rounds = 3
+    with pytest.raises(TrajectoryError, match="rounds is 3 but max_steps is 2"):
+        Trajectory.from_proto(msg)
+    msg.max_steps = 0
+    with pytest.raises(TrajectoryError, match="one entry per round \\(3 rounds, 2 step rewards\\)"):
+        Trajectory.from_proto(msg)
+    msg.step_rewards.append(float("-inf"))
+    with pytest.raises(TrajectoryError, match="step_rewards\\[2\\] is -inf"):
+        Trajectory.from_proto(msg)
+    msg.step_rewards[2] = 0.5
+    assert Trajectory.from_proto(msg).step_rewards == [0.0, 1.0, 0.5]
+    msg.ClearField("rounds")
+    msg.step_rewards.append(0.0)
+    assert Trajectory.from_proto(msg).rounds is None
 
 
 def test_a_system_turn_may_open_the_conversation() -> None:
