@@ -150,7 +150,7 @@ def main() -> None:
     rows = []
     for k in range(1, args.iterations + 1):
         wall = timing[f"eval-{k}"][1] - timing[f"explore-{k}"][0]
-        rollouts = steps[f"explore-{k}"]["rollout_s"] + rollout_s.get(f"eval-{k}", 0.0)
+        rollouts = steps[f"explore-{k}"]["rollout_s"] + rollout_s.get(f"eval-iter-{k}", 0.0)
         learned = steps[f"learn-{k}"]
         training = learned["train_s"]
         # The learn step as the trainer saw it, less the training inside it: starting the process

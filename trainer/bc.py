@@ -108,7 +108,7 @@ def _train(
     resume_from = _latest_checkpoint(out) if cfg.resume else None
 
     # --- model and tokenizer -------------------------------------------------------------------
-    model, tokenizer = _load_model(cfg, resume_from)
+    model, tokenizer = load_model(cfg.model, cfg.init, cfg.seed, resume_from)
     chat = ChatTokens(tokenizer, eos_token_ids(model, tokenizer))
     model.to(d.device)
     if cfg.gradient_checkpointing:
@@ -139,7 +139,7 @@ def _train(
 
     # --- distributed wrapping, optimizer, schedule -------------------------------------------------
     if d.enabled:
-        model = _wrap(model, cfg, d, torch)
+        model = wrap(model, cfg, d, torch)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
     optimizer = torch.optim.AdamW(
@@ -180,7 +180,7 @@ def _train(
         run_name=out.name,
         config=asdict(cfg),
     )
-    peak = cfg.peak_tflops or _peak_tflops(torch, d.device)
+    peak = cfg.peak_tflops or peak_tflops(torch, d.device)
     progress = _progress(cfg.progress and d.main, total_steps, step)
     model.train()
     autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16) if bf16 and cuda else nullcontext()
@@ -244,7 +244,7 @@ def _train(
             if on_step is not None:
                 on_step(step, total_steps, step_loss)
             if step % cfg.log_every == 0 or step == total_steps:
-                mfu = _mfu(tps, n_params, peak, d.world)
+                mfu_now = mfu(tps, n_params, peak, d.world)
                 values: dict[str, float | int | str] = {
                     "loss": window_loss / window_targets,
                     "lr": lr_at(step - 1),
@@ -253,34 +253,37 @@ def _train(
                 }
                 if grad_norm is not None:
                     values["grad_norm"] = float(grad_norm)
-                if mfu is not None:
-                    values["mfu"] = round(mfu, 4)
+                if mfu_now is not None:
+                    values["mfu"] = round(mfu_now, 4)
                 metrics.log(step, values)
                 window_loss = window_targets = 0.0
             if cfg.save_every and step % cfg.save_every == 0 and step < total_steps:
                 where = {"step": step, "micro_done": micro_done, "epoch": epoch, "position": position}
-                _save(out / "checkpoints" / f"step-{step}", model, tokenizer, optimizer, where, d, torch, cfg)
+                save_checkpoint(
+                    out / "checkpoints" / f"step-{step}", model, tokenizer, optimizer, where, d, torch, cfg
+                )
     final = out / "final"
-    _save(final, model, tokenizer, None, {"step": step}, d, torch, cfg)
+    save_checkpoint(final, model, tokenizer, None, {"step": step}, d, torch, cfg)
     metrics.close()
     elapsed = time.perf_counter() - t_start
     tps = tokens_seen * d.world / max(elapsed, 1e-9)
-    return BCResult(final, step, first_loss, last_loss, tps, _mfu(tps, n_params, peak, d.world), stats)
+    return BCResult(final, step, first_loss, last_loss, tps, mfu(tps, n_params, peak, d.world), stats)
 
 
 # --- pieces ------------------------------------------------------------------------------------------
-def _load_model(cfg: BCConfig, resume_from: Path | None) -> tuple[Any, Any]:
+def load_model(model: str | None, init: str | None, seed: int, resume_from: Path | None) -> tuple[Any, Any]:
+    """The model and tokenizer to train: from a checkpoint to resume, a `init` config, or `model`."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if resume_from is not None:
         source = str(resume_from)
-    elif cfg.init:
+    elif init:
         from agentgym.trainer.tiny import build
 
-        model, tokenizer = build(cfg.init, cfg.seed)
-        return model, tokenizer
-    elif cfg.model:
-        source = cfg.model
+        built, tokenizer = build(init, seed)
+        return built, tokenizer
+    elif model:
+        source = model
     else:
         raise DataError("give --model (a model directory or hub id) or --init tiny|small")
     tokenizer = AutoTokenizer.from_pretrained(source)
@@ -288,8 +291,8 @@ def _load_model(cfg: BCConfig, resume_from: Path | None) -> tuple[Any, Any]:
         tokenizer.pad_token = tokenizer.eos_token
     import torch
 
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
-    return model, tokenizer
+    loaded = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
+    return loaded, tokenizer
 
 
 def _epoch_batches(
@@ -307,7 +310,7 @@ def _epoch_batches(
     return mine
 
 
-def _wrap(model: Any, cfg: BCConfig, d: distributed.Dist, torch: Any) -> Any:
+def wrap(model: Any, cfg: BCConfig, d: distributed.Dist, torch: Any) -> Any:
     if cfg.fsdp:
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
@@ -327,11 +330,11 @@ def _wrap(model: Any, cfg: BCConfig, d: distributed.Dist, torch: Any) -> Any:
     return DistributedDataParallel(model, device_ids=device_ids)
 
 
-def _unwrap(model: Any) -> Any:
+def unwrap(model: Any) -> Any:
     return getattr(model, "module", model)
 
 
-def _save(
+def save_checkpoint(
     path: Path,
     model: Any,
     tokenizer: Any,
@@ -352,7 +355,7 @@ def _save(
     if d.main:
         tmp = path.with_name(path.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        inner = _unwrap(model)
+        inner = unwrap(model)
         if state_dict is not None:
             inner.save_pretrained(tmp, state_dict=state_dict)
         else:
@@ -365,12 +368,12 @@ def _save(
             )
         shutil.rmtree(path, ignore_errors=True)
         tmp.rename(path)
-        _prune(path.parent, cfg.keep_checkpoints)
+        prune(path.parent, cfg.keep_checkpoints)
         log.info("checkpoint saved", extra={"path": str(path), "step": where["step"]})
     distributed.barrier(d)
 
 
-def _prune(folder: Path, keep: int) -> None:
+def prune(folder: Path, keep: int) -> None:
     steps = sorted(
         (p for p in folder.glob("step-*") if p.is_dir() and not p.name.endswith(".tmp")),
         key=lambda p: int(p.name[5:]),
@@ -388,7 +391,7 @@ def _latest_checkpoint(out: Path) -> Path | None:
     return max(steps, key=lambda p: int(p.name[5:]), default=None)
 
 
-def _peak_tflops(torch: Any, device: str) -> float | None:
+def peak_tflops(torch: Any, device: str) -> float | None:
     """Dense bf16 peak per GPU, for MFU; None on CPU or an unknown GPU (pass --peak-tflops)."""
     if not device.startswith("cuda"):
         return None
@@ -399,7 +402,7 @@ def _peak_tflops(torch: Any, device: str) -> float | None:
     return None
 
 
-def _mfu(tokens_per_s: float, n_params: int, peak_tflops: float | None, world: int) -> float | None:
+def mfu(tokens_per_s: float, n_params: int, peak_tflops: float | None, world: int) -> float | None:
     """Model FLOPs utilisation: 6 x parameters FLOPs per token (forward + backward) over the peak."""
     if peak_tflops is None:
         return None

@@ -59,6 +59,17 @@ def all_reduce_sum(dist: Dist, value: float, device: str) -> float:
     return float(t.item())
 
 
+def all_reduce_max(dist: Dist, value: float, device: str) -> float:
+    if not dist.enabled:
+        return value
+    import torch
+    import torch.distributed as td
+
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    td.all_reduce(t, op=td.ReduceOp.MAX)
+    return float(t.item())
+
+
 def barrier(dist: Dist) -> None:
     if dist.enabled:
         import torch.distributed as td

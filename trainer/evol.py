@@ -33,7 +33,7 @@ from typing import Any
 from agentgym.core.envinfo import EnvInfo, list_envs
 from agentgym.core.trajectory import make_item_id, make_key, make_record_id
 from agentgym.trainer.jobs import JobContext, JobError
-from agentgym.trainer.specs import EvolSpec
+from agentgym.trainer.specs import EvolSpec, RLSpec
 from agentgym.trainer.store import Query
 from agentgym.v1 import trainer_pb2 as rpb
 
@@ -58,26 +58,33 @@ class IterationReport:
     loss_last: float
 
 
-async def run_evol(ctx: JobContext, spec: EvolSpec) -> dict[str, Any]:
+async def hosted_envs(envs: list[str], servers: list[str]) -> dict[str, EnvInfo]:
+    """What the env servers say about each of a job's envs; JobError when one is not hosted."""
     try:
-        hosted = await list_envs(spec.env_servers)
+        hosted = await list_envs(servers)
     except ConnectionError as exc:
         raise JobError(str(exc)) from None
-    missing = [e for e in spec.envs if e not in hosted]
+    missing = [e for e in envs if e not in hosted]
     if missing:
         raise JobError(f"no env server hosts {missing}; hosted: {', '.join(sorted(hosted))}")
-    infos = {e: hosted[e] for e in spec.envs}
+    return {e: hosted[e] for e in envs}
+
+
+async def run_evol(ctx: JobContext, spec: EvolSpec) -> dict[str, Any]:
+    infos = await hosted_envs(spec.envs, spec.env_servers)
     urls = spec.policy_urls
 
     def version(k: int) -> str:
         return f"{ctx.job.id}.iter-{k}"
+
+    base = ctx.iteration_base()  # iteration k is stored as base + k (jobs share the store)
 
     def learn_config(k: int) -> Any:
         sources = spec.bc_data.sources(str(ctx.store.path))
         for i in range(1, k + 1):
             sources += [
                 {"path": str(ctx.store.path), "query": q}
-                for q in _kept_queries(spec, infos, i, version(i - 1))
+                for q in _kept_queries(spec, infos, base + i, version(i - 1))
             ]
         return ctx.bc_config(
             spec.base, sources, ctx.out / f"iter-{k}" / "model", spec.settings, spec.bc_data.strict
@@ -109,11 +116,11 @@ async def run_evol(ctx: JobContext, spec: EvolSpec) -> dict[str, Any]:
                            urls, learned["final"], version(k), previous))  # fmt: skip
         after = await ctx.step(f"eval-{k}", f"iteration {k}/{n}: evaluate",
                                lambda k=k: evaluate(ctx, spec, infos, k, version(k)))  # fmt: skip
-        explored, kept, stale = _counts(ctx, spec, infos, k, version(k - 1))
+        explored, kept, stale = _counts(ctx, spec, infos, base + k, version(k - 1))
         reports.append(IterationReport(
             iteration=k, model=learned["final"], weight_version=version(k), success_before=before,
             success_after=after, explored=explored, kept=kept, stale=stale,
-            kept_total=sum(sum(_counts(ctx, spec, infos, i, version(i - 1))[1].values()) for i in range(1, k + 1)),
+            kept_total=sum(sum(_counts(ctx, spec, infos, base + i, version(i - 1))[1].values()) for i in range(1, k + 1)),
             train_examples=learned["data_stats"].get("examples", 0), loss_first=learned["first_loss"],
             loss_last=learned["last_loss"],
         ))  # fmt: skip
@@ -132,7 +139,7 @@ def _pct(success: dict[str, float]) -> str:
 
 
 def _kept_queries(spec: EvolSpec, infos: dict[str, EnvInfo], k: int, made_by: str) -> list[dict[str, Any]]:
-    """The filter of iteration k, one store query per env (each env has its own threshold)."""
+    """The filter of (store) iteration k, one store query per env (each env has its own threshold)."""
     return [
         {"env": [e], "iteration": k, "weight_version": [made_by],
          "min_reward": infos[e].success_threshold - THRESHOLD_SLACK}
@@ -148,7 +155,7 @@ def _counts(ctx: JobContext, spec: EvolSpec, infos: dict[str, EnvInfo], k: int,
     return explored, kept, sum(explored.values()) - current
 
 
-def _pool(info: EnvInfo, split: str) -> list[int]:
+def pool(info: EnvInfo, split: str) -> list[int]:
     return info.tasks(split) if split in info.splits else info.tasks()
 
 
@@ -162,15 +169,18 @@ def shares(spec: EvolSpec, success: dict[str, float]) -> dict[str, int]:
     return {e: max(1, round(spec.explore_episodes * w / total)) for e, w in weights.items()}
 
 
-def _items(ctx: JobContext, spec: EvolSpec, purpose: str, episodes: list[rpb.WorkEpisode], *,
-           iteration: int | None, version: str, temperature: float) -> list[rpb.WorkItem]:  # fmt: skip
+def work_items(ctx: JobContext, spec: EvolSpec | RLSpec, purpose: str, episodes: list[rpb.WorkEpisode], *,
+               iteration: int | None, version: str, temperature: float, max_steps: int = 0,
+               abort_on_update: bool = False) -> list[rpb.WorkItem]:  # fmt: skip
+    """Episodes cut into work items of `spec.work_chunk`, with everything a worker needs."""
     chunk = max(1, spec.work_chunk)
     return [
         rpb.WorkItem(
             job_id=ctx.job.id, purpose=purpose, episodes=episodes[i : i + chunk], iteration=iteration,
             weight_version=version, policy_urls=spec.policy_urls, env_servers=spec.env_servers,
             temperature=temperature, top_p=1.0, max_new_tokens=spec.max_new_tokens,
-            concurrency=spec.concurrency, seed=spec.seed,
+            concurrency=spec.concurrency, seed=spec.seed, max_steps=max_steps,
+            abort_on_update=abort_on_update,
         )
         for i in range(0, len(episodes), chunk)
     ]  # fmt: skip
@@ -183,30 +193,33 @@ async def explore(ctx: JobContext, spec: EvolSpec, infos: dict[str, EnvInfo], k:
     planned = shares(spec, success)
     episodes = []
     for env, count in planned.items():
-        pool = _pool(infos[env], spec.explore_split)
-        tasks = sorted(rng.sample(pool, min(max(1, count // spec.samples_per_task), len(pool))))
+        tasks_of_env = pool(infos[env], spec.explore_split)
+        tasks = sorted(
+            rng.sample(tasks_of_env, min(max(1, count // spec.samples_per_task), len(tasks_of_env)))
+        )
         episodes += [
             rpb.WorkEpisode(env=env, task_id=t, sample=s) for t in tasks for s in range(spec.samples_per_task)
         ]
-    stored = {e.id for e in ctx.store.select(Query.of(iteration=k))}
-    todo = [ep for ep in episodes if _key(ep, k) not in stored]
+    it = ctx.iteration_base() + k
+    stored = {e.id for e in ctx.store.select(Query.of(iteration=it))}
+    todo = [ep for ep in episodes if episode_key(ep, it) not in stored]
     ctx.log(f"explore: {len(episodes)} episodes ({', '.join(f'{e} {n}' for e, n in planned.items())}); "
             f"{len(episodes) - len(todo)} already stored")  # fmt: skip
-    items = _items(
-        ctx, spec, "explore", todo, iteration=k, version=version, temperature=spec.explore_temperature
+    items = work_items(
+        ctx, spec, "explore", todo, iteration=it, version=version, temperature=spec.explore_temperature
     )
-    dones = await _run_items(ctx, items)
+    dones = await run_items(ctx, items)
     failed = sum(1 for d in dones for r in d.results if r.error)
     return {"planned": len(episodes), "played": len(todo), "failed": failed,
             "rollout_s": round(sum(d.seconds for d in dones), 3)}  # fmt: skip
 
 
-def _key(ep: rpb.WorkEpisode, iteration: int) -> str:
+def episode_key(ep: rpb.WorkEpisode, iteration: int) -> str:
     """The store key the episode's trajectory will have (see agentgym.core.trajectory)."""
     return make_key(make_record_id(make_item_id(ep.env, ep.task_id), ep.sample), iteration)
 
 
-async def _run_items(ctx: JobContext, items: list[rpb.WorkItem]) -> list[rpb.WorkDone]:
+async def run_items(ctx: JobContext, items: list[rpb.WorkItem]) -> list[rpb.WorkDone]:
     """Queue items and wait, reporting progress as they finish."""
     if not items:
         return []
@@ -224,25 +237,25 @@ async def _run_items(ctx: JobContext, items: list[rpb.WorkItem]) -> list[rpb.Wor
     return done
 
 
-async def evaluate(ctx: JobContext, spec: EvolSpec, infos: dict[str, EnvInfo], k: int,
-                   version: str) -> dict[str, float]:  # fmt: skip
-    """Success per env on held-out tasks, greedy. Results are kept in eval/iter-k.jsonl as they
+async def evaluate(ctx: JobContext, spec: EvolSpec | RLSpec, infos: dict[str, EnvInfo], k: int,
+                   version: str, *, name: str = "iter") -> dict[str, float]:  # fmt: skip
+    """Success per env on held-out tasks, greedy. Results are kept in eval/<name>-k.jsonl as they
     come, so a resumed evaluation plays only what is missing."""
-    path = ctx.out / "eval" / f"iter-{k}.jsonl"
+    path = ctx.out / "eval" / f"{name}-{k}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     results = _read_results(path)
     episodes = [
         rpb.WorkEpisode(env=e, task_id=t)
         for e in spec.envs
-        for t in _pool(infos[e], spec.eval_split)[: spec.eval_tasks]
+        for t in pool(infos[e], spec.eval_split)[: spec.eval_tasks]
     ]
     todo = [ep for ep in episodes if (ep.env, ep.task_id) not in results]
-    items = _items(ctx, spec, "eval", todo, iteration=None, version=version, temperature=0.0)
+    items = work_items(ctx, spec, "eval", todo, iteration=None, version=version, temperature=0.0)
     seconds = ctx.state.setdefault("rollout_s", {})
 
     async def one(item: rpb.WorkItem) -> None:
         (result,) = await ctx.work.run([item])
-        seconds[f"eval-{k}"] = round(seconds.get(f"eval-{k}", 0.0) + result.seconds, 3)
+        seconds[f"eval-{name}-{k}"] = round(seconds.get(f"eval-{name}-{k}", 0.0) + result.seconds, 3)
         with path.open("a") as f:
             for r in result.results:
                 row = {"env": r.env, "task_id": r.task_id, "success": r.success,
@@ -266,7 +279,7 @@ async def evaluate(ctx: JobContext, spec: EvolSpec, infos: dict[str, EnvInfo], k
         / max(1, sum(r["env"] == e for r in results.values()))
         for e in spec.envs
     }
-    (ctx.out / "eval" / f"iter-{k}.json").write_text(
+    (ctx.out / "eval" / f"{name}-{k}.json").write_text(
         json.dumps({"weight_version": version, "success": success})
     )
     ctx.log(f"evaluated {version}: {_pct(success)}")

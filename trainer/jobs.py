@@ -28,7 +28,7 @@ from typing import Any
 from agentgym.core.weights import WeightsError, load_weights
 from agentgym.trainer.bc import BCConfig
 from agentgym.trainer.learn import LearnFailed, learn
-from agentgym.trainer.specs import BCSpec, EvolSpec, Spec, spec_from_json, spec_to_json
+from agentgym.trainer.specs import BCSpec, EvolSpec, RLSpec, Spec, spec_from_json, spec_to_json
 from agentgym.trainer.store import TrajectoryStore
 from agentgym.trainer.work import WorkFailed, WorkQueue
 from agentgym.v1 import trainer_pb2 as rpb
@@ -129,8 +129,27 @@ class JobContext:
         steps[name] = value
         # When each step ran (a resumed step: its last run), for reports and bench/evol_overhead.py.
         self.state.setdefault("timing", {})[name] = [round(start, 3), round(time.time(), 3)]
-        _write_json(self._state_path, self.state)
+        self.save_state()
         return value
+
+    def iteration_base(self) -> int:
+        """Where this job's iterations start in the store. Jobs share one store, whose keys carry
+        the iteration: a job's step k is stored as iteration base + k, base being past every
+        iteration stored or reserved by an earlier job, so a second job never mistakes the first
+        one's trajectories for its own. Chosen once, when the job first runs, and kept."""
+        if "iteration_base" not in self.state:
+            stored = [k for k in self.store.stats().per_iteration if k is not None]
+            reserved = [
+                self.runner.reserved_iterations(j) for j in self.runner.jobs.values() if j.id != self.job.id
+            ]
+            self.state["iteration_base"] = max([-1, *stored, *reserved]) + 1
+            self.save_state()
+        base: int = self.state["iteration_base"]
+        return base
+
+    def save_state(self) -> None:
+        """Write state.json now (a job keeping its own records in `state` between steps)."""
+        _write_json(self._state_path, self.state)
 
     def bc_config(self, base: str, data: list[dict[str, Any]], out: Path, settings: dict[str, Any],
                   strict: bool) -> BCConfig:  # fmt: skip
@@ -182,8 +201,9 @@ async def run_bc(ctx: JobContext, spec: BCSpec) -> dict[str, Any]:
 
 def _job_functions() -> dict[str, JobFn]:
     from agentgym.trainer.evol import run_evol
+    from agentgym.trainer.rl import run_rl
 
-    return {"bc": run_bc, "evol": run_evol}  # type: ignore[dict-item]
+    return {"bc": run_bc, "evol": run_evol, "rl": run_rl}  # type: ignore[dict-item]
 
 
 class JobRunner:
@@ -200,6 +220,19 @@ class JobRunner:
         self._stopping = False
         folder.mkdir(parents=True, exist_ok=True)
         self._load()
+
+    def reserved_iterations(self, job: Job) -> int:
+        """The last store iteration a job may use (-1: none): its base plus its planned steps."""
+        path = Path(job.out) / "state.json"
+        try:
+            base = json.loads(path.read_text()).get("iteration_base")
+        except (OSError, ValueError):
+            return -1
+        if base is None:
+            return -1
+        spec = job.spec
+        steps = getattr(spec, "steps", None) or getattr(spec, "iterations", 0)
+        return int(base) + int(steps)
 
     # --- persistence -----------------------------------------------------------------------------
     def _load(self) -> None:
@@ -268,11 +301,11 @@ class JobRunner:
         return job
 
     def retarget(self, job_id: str, policy_urls: list[str], env_servers: list[str]) -> None:
-        """Point a queued evol job at other policy and env servers (an embedded run that resumes a
-        job gets new ports). Only before the runner starts."""
+        """Point a queued evol or rl job at other policy and env servers (an embedded run that
+        resumes a job gets new ports). Only before the runner starts."""
         job = self.get(job_id)
         spec = job.spec
-        assert isinstance(spec, EvolSpec) and job.state == "QUEUED"
+        assert isinstance(spec, EvolSpec | RLSpec) and job.state == "QUEUED"
         spec.policy_urls, spec.env_servers = policy_urls, env_servers
         job.spec_json = spec_to_json(spec)
         self.save(job)
