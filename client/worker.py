@@ -24,7 +24,7 @@ from typing import Any
 import grpc
 
 from agentgym.client.envclient import EnvClient
-from agentgym.client.policies.base import Policy, Sampling
+from agentgym.client.policies.base import Policy, PolicyError, Sampling, Turn
 from agentgym.client.react import EpisodeSpec
 from agentgym.client.rollout import Rollout, RolloutConfig, RolloutSummary
 from agentgym.client.sinks import GrpcSink
@@ -59,6 +59,46 @@ class ResultSink:
 
     async def close(self) -> None:
         pass
+
+
+class WeightsChanged(PolicyError):
+    """The policy servers loaded new weights in the middle of an episode that must not span them."""
+
+
+class AbortOnUpdate(Policy):
+    """A policy that abandons an episode at its first turn played by other weights than the
+    episode's first turn (WorkItem.abort_on_update): the rollout engine reports it as failed, with
+    an error starting "WeightsChanged:", and the job plays it again on the new weights."""
+
+    def __init__(self, inner: Policy) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.chat = inner.chat
+
+    async def start(self) -> None:
+        await self.inner.start()
+        self.chat = self.inner.chat
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    def prepare(self, envs: dict[str, Any]) -> None:
+        self.inner.prepare(envs)
+
+    def finish(self, episode: Any) -> None:
+        self.inner.finish(episode)
+
+    async def act(self, conversation: Any, episode: Any) -> Turn:
+        turn = await self.inner.act(conversation, episode)
+        first = conversation.weight_versions[0] if conversation.weight_versions else ""
+        if first and turn.weight_version and turn.weight_version != first:
+            raise WeightsChanged(
+                f"aborted: the weights changed from {first} to {turn.weight_version} mid-episode"
+            )
+        return turn
+
+    def describe(self) -> dict[str, str]:
+        return self.inner.describe()
 
 
 def default_policy(item: rpb.WorkItem) -> Policy:
@@ -163,13 +203,20 @@ class RolloutWorker:
                 GrpcSink(self.trainer, iteration=item.iteration if item.HasField("iteration") else None)
             )
         policy = self.make_policy(item)
+        if item.abort_on_update:
+            policy = AbortOnUpdate(policy)
+        # The item's horizon, enforced by the env servers (CreateRequest.max_steps).
+        max_rounds = {ep.env: item.max_steps for ep in item.episodes} if item.max_steps else {}
         started = time.perf_counter()
         log.info("work item", extra={"id": item.id, "purpose": item.purpose, "episodes": len(specs),
                                      "weight_version": item.weight_version})  # fmt: skip
         try:
             await policy.start()
             summary: RolloutSummary = await Rollout(
-                client, policy, RolloutConfig(concurrency=item.concurrency or 64, progress=False), sinks
+                client,
+                policy,
+                RolloutConfig(concurrency=item.concurrency or 64, progress=False, max_rounds=max_rounds),
+                sinks,
             ).run(specs)
         except Exception as exc:  # the item as a whole could not run (no server, bad policy URL, ...)
             log.exception("work item failed", extra={"id": item.id})

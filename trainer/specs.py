@@ -1,8 +1,9 @@
-"""Job specs: what `agentgym trainer submit bc|evol` asks for, checked before a job is queued.
+"""Job specs: what `agentgym trainer submit bc|evol|rl` asks for, checked before a job is queued.
 
-`BCSpec` and `EvolSpec` mirror trainer.proto's BCJob and EvolJob field by field; `from_proto`
-fills in defaults and raises SpecError (answered INVALID_ARGUMENT) with a message naming the field.
-BC settings arrive as text by name (`lr=1e-5`) and are parsed against BCConfig's fields here, once.
+`BCSpec`, `EvolSpec` and `RLSpec` mirror trainer.proto's BCJob, EvolJob and RLJob field by field;
+`from_proto` fills in defaults and raises SpecError (answered INVALID_ARGUMENT) with a message
+naming the field. Settings arrive as text by name (`lr=1e-5`) and are parsed against the fields of
+BCConfig (bc, evol) or RLConfig (rl) here, once.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ from typing import Any
 from google.protobuf import json_format
 
 from agentgym.trainer.bc import BCConfig
+from agentgym.trainer.pg import ALGORITHMS
+from agentgym.trainer.rl_learn import AGGREGATES, REWARDS, RLConfig
 from agentgym.trainer.store import Query
 from agentgym.v1 import trainer_pb2 as rpb
 from agentgym.v1 import trajectory_pb2 as tpb
 
-# BCConfig fields a job sets itself (from the spec), not through settings.
-_OWN = frozenset({"data", "out", "model", "init", "query", "strict", "progress", "resume", "device", "extra"})
+# Config fields a job sets itself (from the spec), not through settings.
+_OWN = frozenset({"data", "out", "model", "init", "query", "strict", "progress", "resume", "device", "extra",
+                  "temperature", "poll_s"})  # fmt: skip
 
 
 class SpecError(ValueError):
@@ -31,12 +35,31 @@ class SpecError(ValueError):
 def bc_settings(items: dict[str, str]) -> dict[str, Any]:
     """BCConfig fields from text values by name ("lr": "1e-5" -> 1e-5); SpecError for unknown names
     or values that do not parse."""
-    hints = typing.get_type_hints(BCConfig)
-    allowed = sorted(f.name for f in fields(BCConfig) if f.name not in _OWN)
+    return parse_settings(items, BCConfig, "BC")
+
+
+def rl_settings(items: dict[str, str]) -> dict[str, Any]:
+    """RLConfig fields from text values by name, like bc_settings."""
+    out = parse_settings(items, RLConfig, "RL")
+    if out.get("aggregate", "token-mean") not in AGGREGATES:
+        raise SpecError(f"RL setting aggregate={out['aggregate']!r}: expected one of {', '.join(AGGREGATES)}")
+    if out.get("reward", "score") not in REWARDS:
+        raise SpecError(f"RL setting reward={out['reward']!r}: expected one of {', '.join(REWARDS)}")
+    for name in ("mini_batches", "ppo_epochs", "max_tokens", "max_length", "keep_checkpoints"):
+        if name in out and out[name] < 1:
+            raise SpecError(f"RL setting {name}={out[name]}: must be at least 1")
+    if "lr" in out and not out["lr"] > 0:
+        raise SpecError(f"RL setting lr={out['lr']}: must be positive")
+    return out
+
+
+def parse_settings(items: dict[str, str], config: type, what: str) -> dict[str, Any]:
+    hints = typing.get_type_hints(config)
+    allowed = sorted(f.name for f in fields(config) if f.name not in _OWN)
     out: dict[str, Any] = {}
     for key, text in items.items():
         if key not in allowed:
-            raise SpecError(f"unknown BC setting {key!r}; the settings are: {', '.join(allowed)}")
+            raise SpecError(f"unknown {what} setting {key!r}; the settings are: {', '.join(allowed)}")
         kinds = [k for k in typing.get_args(hints[key]) if k is not type(None)] or [hints[key]]
         if isinstance(hints[key], types.UnionType) and text.lower() in ("none", "null", ""):
             out[key] = None
@@ -50,9 +73,9 @@ def bc_settings(items: dict[str, str]) -> dict[str, Any]:
             elif kind in (int, float, str):
                 out[key] = kind(text)
             else:
-                raise SpecError(f"BC setting {key!r} cannot be set by name")
+                raise SpecError(f"{what} setting {key!r} cannot be set by name")
         except ValueError:
-            raise SpecError(f"BC setting {key}={text!r}: expected {kind.__name__}") from None
+            raise SpecError(f"{what} setting {key}={text!r}: expected {kind.__name__}") from None
     return out
 
 
@@ -200,9 +223,107 @@ class EvolSpec:
         )
 
 
-def _positive(value: int, name: str) -> int:
+@dataclass
+class RLSpec:
+    envs: list[str]
+    model: str
+    policy_urls: list[str]
+    env_servers: list[str]
+    algorithm: str = "grpo"
+    steps: int = 10
+    tasks_per_step: int = 16
+    group_size: int = 8
+    rounds: list[int] = field(default_factory=list)  # horizon per stage; [] : the env's own
+    stage_steps: int = 0
+    overlap: bool = False
+    stale: str = "correct"
+    inflight: str = "finish"
+    temperature: float = 1.0
+    max_new_tokens: int = 128
+    eval_tasks: int = 50
+    eval_every: int = 0
+    concurrency: int = 64
+    seed: int = 0
+    settings: dict[str, Any] = field(default_factory=dict)  # parsed RLConfig fields
+    work_chunk: int = 64
+    train_split: str = "train"
+    eval_split: str = "test"
+    nproc: int = 1
+    skip_start_eval: bool = False
+
+    kind = "rl"
+
+    def horizon(self, step: int) -> int:
+        """Env steps allowed per episode at RL step `step` (0: the env's own max_rounds)."""
+        if not self.rounds:
+            return 0
+        stage = step // self.stage_steps if self.stage_steps else 0
+        return self.rounds[min(stage, len(self.rounds) - 1)]
+
+    @classmethod
+    def from_proto(cls, m: rpb.RLJob) -> RLSpec:
+        d = cls(envs=[], model="", policy_urls=[], env_servers=[])
+        if not m.envs:
+            raise SpecError("rl: no envs")
+        bad = [e for e in m.envs if not e or "," in e or " " in e]
+        if bad:
+            raise SpecError(f"rl: bad env name(s) {bad}: give one name per entry")
+        if not m.policy_urls:
+            raise SpecError("rl: no policy_urls: the policy servers to roll out against and publish to")
+        if not m.env_servers:
+            raise SpecError("rl: no env_servers (HOST:PORT of the env servers the workers play on)")
+        algorithm = m.algorithm or d.algorithm
+        if algorithm not in ALGORITHMS:
+            raise SpecError(f"rl: unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
+        group = m.group_size or d.group_size
+        if group < 2 and algorithm in ("grpo", "rloo"):
+            raise SpecError(
+                f"rl: group_size {group}: {algorithm} compares episodes of a task, give at least 2"
+            )
+        if any(r < 1 for r in m.rounds):
+            raise SpecError(f"rl: rounds {list(m.rounds)}: every stage's horizon must be at least 1")
+        if len(m.rounds) > 1 and m.stage_steps < 1:
+            raise SpecError("rl: several rounds (a horizon schedule) need stage_steps: RL steps per stage")
+        for name, value, allowed in (
+            ("stale", m.stale, ("correct", "drop")),
+            ("inflight", m.inflight, ("finish", "abort")),
+        ):
+            if value and value not in allowed:
+                raise SpecError(f"rl: {name} {value!r}: expected one of {', '.join(allowed)}")
+        if m.temperature < 0:
+            raise SpecError(f"rl: temperature {m.temperature} is negative")
+        return cls(
+            envs=list(dict.fromkeys(m.envs)),
+            model=_base(m.model, "rl"),
+            policy_urls=_urls(m.policy_urls),
+            env_servers=list(m.env_servers),
+            algorithm=algorithm,
+            steps=_positive(m.steps or d.steps, "steps", "rl"),
+            tasks_per_step=m.tasks_per_step or d.tasks_per_step,
+            group_size=group,
+            rounds=list(m.rounds),
+            stage_steps=m.stage_steps,
+            overlap=m.overlap,
+            stale=m.stale or d.stale,
+            inflight=m.inflight or d.inflight,
+            temperature=m.temperature or d.temperature,
+            max_new_tokens=m.max_new_tokens or d.max_new_tokens,
+            eval_tasks=m.eval_tasks,
+            eval_every=m.eval_every,
+            concurrency=m.concurrency or d.concurrency,
+            seed=m.seed,
+            settings=rl_settings(dict(m.settings)),
+            work_chunk=m.work_chunk or d.work_chunk,
+            train_split=m.train_split or d.train_split,
+            eval_split=m.eval_split or d.eval_split,
+            nproc=max(1, m.nproc),
+            skip_start_eval=m.skip_start_eval,
+        )  # fmt: skip
+
+
+def _positive(value: int, name: str, what: str = "evol") -> int:
     if value < 1:
-        raise SpecError(f"evol: {name} must be at least 1")
+        raise SpecError(f"{what}: {name} must be at least 1")
     return value
 
 
@@ -214,7 +335,7 @@ def _urls(urls: Any) -> list[str]:
     return out
 
 
-Spec = BCSpec | EvolSpec
+Spec = BCSpec | EvolSpec | RLSpec
 
 
 def spec_from_request(req: rpb.SubmitRequest) -> Spec:
@@ -223,7 +344,9 @@ def spec_from_request(req: rpb.SubmitRequest) -> Spec:
         return BCSpec.from_proto(req.bc)
     if kind == "evol":
         return EvolSpec.from_proto(req.evol)
-    raise SpecError("no job in the request: set bc or evol")
+    if kind == "rl":
+        return RLSpec.from_proto(req.rl)
+    raise SpecError("no job in the request: set bc, evol or rl")
 
 
 def spec_to_json(spec: Spec) -> str:
@@ -235,6 +358,8 @@ def spec_from_json(kind: str, text: str) -> Spec:
     if kind == "bc":
         d["data"] = DataSpec(**d["data"])
         return BCSpec(**d)
+    if kind == "rl":
+        return RLSpec(**d)
     d["bc_data"] = DataSpec(**d["bc_data"])
     return EvolSpec(**d)
 

@@ -2,12 +2,14 @@
 
     agentgym train bc --init mini --data runs/expert.jsonl --out runs/bc
     agentgym train evol --envs maze --base init:mini --bc-data runs/expert.jsonl --out runs/evol
+    agentgym train rl --envs maze --model runs/bc/final --rounds 6,10,15 --stage-steps 10 --out runs/rl
 
-`train bc` runs behaviour cloning here (torchrun for several GPUs). `train evol` starts, inside
-this process, the same machinery as the separate processes of `agentgym trainer`: a trainer (its
-store and job runner, in --out), a rollout worker, an hf policy server (unless --policy-url) and
-an env server (unless one answers at --env-server or 127.0.0.1:50051), then submits the evol job
-over gRPC and follows it. Rerun with the same --out, it resumes the unfinished job.
+`train bc` runs behaviour cloning here (torchrun for several GPUs). `train evol` and `train rl`
+start, from this process, the same machinery as the separate processes of `agentgym trainer`: a
+trainer (its store and job runner, in --out; an rl job's learner is its child process), a rollout
+worker, an hf policy server (unless --policy-url) and an env server (unless one answers at
+--env-server or 127.0.0.1:50051), then submit the job over gRPC and follow it. Rerun with the
+same --out, it resumes the unfinished job.
 
 Each verb is one `add_<verb>(verbs)` function listed in VERBS: it adds its parser and sets `func`.
 """
@@ -19,10 +21,11 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
-from agentgym.client.cli.trainer import add_evol_args, evol_request
+from agentgym.client.cli.trainer import add_evol_args, add_rl_args, evol_request, rl_request
 
 
 def add_bc(verbs: argparse._SubParsersAction) -> None:
@@ -181,25 +184,53 @@ def add_evol(verbs: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_evol)
 
 
+def add_rl(verbs: argparse._SubParsersAction) -> None:
+    p = verbs.add_parser(
+        "rl",
+        help="multi-turn RL in one process: GRPO, RLOO or REINFORCE++ with a horizon schedule",
+        description=(
+            "RL steps with the trainer, its learner process, a rollout worker, a policy server and an env server "
+            "started from here (see `agentgym trainer` for them as separate processes). Each step plays "
+            "--tasks-per-step train tasks --group-size times with sampling under the step's horizon (--rounds, "
+            "--stage-steps), makes one policy-gradient update, publishes the weights, and evaluates held-out tasks "
+            "every --eval-every steps. Writes metrics.jsonl, report.json, report.md and report.png in the job's "
+            "folder under --out."
+        ),
+    )
+    add_rl_args(p, embedded=True)
+    p.add_argument("--out", required=True, help="the run's folder (the trainer's: store/ and jobs/)")
+    p.set_defaults(func=run_rl)
+
+
 def run_evol(args: argparse.Namespace) -> int:
+    return _run_embedded(args, "evol", evol_request(args), args.agent or args.base)
+
+
+def run_rl(args: argparse.Namespace) -> int:
+    return _run_embedded(args, "rl", rl_request(args), args.model)
+
+
+def _run_embedded(args: argparse.Namespace, kind: str, request: Any, model: str) -> int:
     from agentgym.client.errors import AgentGymError
     from agentgym.client.policies import PolicyError
     from agentgym.trainer.store import StoreError
 
     console = Console()
     try:
-        report = asyncio.run(embedded_evol(args, console))
+        report = asyncio.run(embedded_job(args, kind, request, model, console))
     except (AgentGymError, PolicyError, StoreError, OSError, ValueError) as exc:
-        raise SystemExit(f"agentgym train evol: {exc}") from None
+        raise SystemExit(f"agentgym train {kind}: {exc}") from None
     if report is None:
         return 1
     console.print(report)
     return 0
 
 
-async def embedded_evol(args: argparse.Namespace, console: Console) -> str | None:
-    """Run (or resume) an evol job with every process of the loop inside this one; the report's
-    Markdown when it succeeded, None when it failed."""
+async def embedded_job(args: argparse.Namespace, kind: str, request: Any, model: str,
+                       console: Console) -> str | None:  # fmt: skip
+    """Run (or resume) an evol or rl job with every part of the loop started from this process
+    (the trainer and a worker in it, an hf policy server serving `model` unless --policy-url, an
+    env server unless one answers); the report's Markdown when it succeeded, None when it failed."""
     import grpc
 
     from agentgym.client.cli.common import connect
@@ -211,15 +242,13 @@ async def embedded_evol(args: argparse.Namespace, console: Console) -> str | Non
     from agentgym.v1 import trainer_pb2 as rpb
 
     out = Path(args.out)
-    request = evol_request(args)
-    job = request.evol
+    job = getattr(request, kind)
     async with contextlib.AsyncExitStack() as stack:
         if not job.env_servers:
             client = await stack.enter_async_context(connect(None, list(job.envs), console))
             job.env_servers.append(client.servers[0].address)
         if not job.policy_urls:
-            model = args.agent or _base_model(args.base, out, args.seed)
-            policy = HFPolicy(model, seed=args.seed)
+            policy = HFPolicy(_base_model(model, out, args.seed), seed=args.seed)
             await policy.start()
             stack.push_async_callback(policy.close)
             server = PolicyServer(policy)
@@ -228,8 +257,8 @@ async def embedded_evol(args: argparse.Namespace, console: Console) -> str | Non
             job.policy_urls.append(f"http://127.0.0.1:{port}")
         trainer = await TrainerServer.start(TrainerConfig(dir=out, port=0, run_jobs=False))
         stack.push_async_callback(trainer.stop)
-        # An unfinished evol job in --out resumes, aimed at this run's servers.
-        unfinished = [j for j in trainer.jobs.jobs.values() if j.kind == "evol" and j.state == "QUEUED"]
+        # An unfinished job of this kind in --out resumes, aimed at this run's servers.
+        unfinished = [j for j in trainer.jobs.jobs.values() if j.kind == kind and j.state == "QUEUED"]
         for j in unfinished:
             trainer.jobs.retarget(j.id, list(job.policy_urls), list(job.env_servers))
         trainer.jobs.start()
@@ -272,13 +301,13 @@ def _base_model(base: str, out: Path, seed: int) -> str:
 
 
 # The verbs of `agentgym train`, in help order. Add one: write add_<verb>, list it here.
-VERBS: list[Callable[[argparse._SubParsersAction], None]] = [add_bc, add_evol]
+VERBS: list[Callable[[argparse._SubParsersAction], None]] = [add_bc, add_evol, add_rl]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
-        help="train in this process: behaviour cloning, AgentEvol",
+        help="train in this process: behaviour cloning, AgentEvol, RL",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -153,6 +153,62 @@ def evol_request(args: argparse.Namespace) -> rpb.SubmitRequest:
     return rpb.SubmitRequest(evol=job)
 
 
+def add_rl_args(p: argparse.ArgumentParser, *, embedded: bool) -> None:
+    """The rl job's settings (trainer.proto's RLJob), for `trainer submit rl` and `train rl`."""
+    p.add_argument("--envs", required=True, help="comma-separated envs")
+    p.add_argument("--model", required=True,
+                   help="the policy to start from: a checkpoint directory (e.g. a BC model), a hub id, or init:SIZE")  # fmt: skip
+    p.add_argument("--algorithm", choices=["grpo", "rloo", "reinforce++"], default="grpo")
+    p.add_argument("--steps", type=int, default=10, help="RL steps (roll out, update, publish)")
+    p.add_argument("--tasks-per-step", type=int, default=16, help="train tasks per step, shared between envs")
+    p.add_argument("--group-size", type=int, default=8, help="episodes per task (the GRPO / RLOO group)")
+    p.add_argument("--rounds", default="",
+                   help="horizon per stage, e.g. 6,13,20 (ScalingInter-RL) or 20 (fixed); default: the env's own")  # fmt: skip
+    p.add_argument("--stage-steps", type=int, default=0, help="RL steps per horizon stage")
+    p.add_argument("--overlap", action="store_true",
+                   help="roll out step k+1 while step k trains (one version stale) instead of lockstep")  # fmt: skip
+    p.add_argument("--stale", choices=["correct", "drop"], default="correct",
+                   help="one-version-stale trajectories: train on them (importance-corrected) or drop them")  # fmt: skip
+    p.add_argument("--inflight", choices=["finish", "abort"], default="finish",
+                   help="episodes in flight when weights are published: finish on the new weights, or abort and replay")  # fmt: skip
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature of the rollouts")
+    p.add_argument("--eval-tasks", type=int, default=50, help="held-out tasks per env (0: no evaluation)")
+    p.add_argument(
+        "--eval-every", type=int, default=0, help="evaluate every N steps (0: before and at the end)"
+    )
+    p.add_argument("--skip-start-eval", action="store_true", help="do not evaluate the starting policy")
+    p.add_argument("--policy-url", action="append", default=[],
+                   help="policy server(s) to roll out against and publish weights to (repeatable"
+                   + ("; default: an hf policy server in this process" if embedded else "") + ")")  # fmt: skip
+    p.add_argument("--env-server", action="append", default=[],
+                   help="env server(s) HOST:PORT (repeatable" + ("; default 127.0.0.1:50051 or an embedded one"
+                                                                 if embedded else "") + ")")  # fmt: skip
+    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--concurrency", type=int, default=64, help="episodes at once per worker")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a learner setting, e.g. lr=1e-6, kl_coef=0.01, clip_high=0.28, mini_batches=2 (repeatable)")  # fmt: skip
+    p.add_argument("--work-chunk", type=int, default=0, help="episodes per work item (default 64)")
+    p.add_argument("--nproc", type=int, default=1, help="learner processes (torchrun), one per GPU")
+
+
+def rl_request(args: argparse.Namespace) -> rpb.SubmitRequest:
+    try:
+        rounds = [int(r) for r in args.rounds.split(",") if r.strip()]
+    except ValueError:
+        raise SystemExit(f"--rounds {args.rounds!r}: give horizons as numbers, e.g. 6,13,20") from None
+    return rpb.SubmitRequest(rl=rpb.RLJob(
+        envs=[e for e in args.envs.split(",") if e], model=args.model, algorithm=args.algorithm, steps=args.steps,
+        tasks_per_step=args.tasks_per_step, group_size=args.group_size, rounds=rounds, stage_steps=args.stage_steps,
+        overlap=args.overlap, stale=args.stale, inflight=args.inflight, temperature=args.temperature,
+        max_new_tokens=args.max_new_tokens, eval_tasks=args.eval_tasks, eval_every=args.eval_every,
+        policy_urls=[u for us in args.policy_url for u in us.split(",") if u],
+        env_servers=[s for ss in args.env_server for s in ss.split(",") if s], concurrency=args.concurrency,
+        seed=args.seed, settings=parse_settings(args.set), work_chunk=args.work_chunk, nproc=args.nproc,
+        skip_start_eval=args.skip_start_eval,
+    ))  # fmt: skip
+
+
 # --- verbs ---------------------------------------------------------------------------------------------
 def add_serve(verbs: argparse._SubParsersAction) -> None:
     from agentgym.trainer.server import DEFAULT_PORT
@@ -197,7 +253,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def add_submit(verbs: argparse._SubParsersAction) -> None:
-    p = verbs.add_parser("submit", help="queue a job (bc or evol) on the trainer")
+    p = verbs.add_parser("submit", help="queue a job (bc, evol or rl) on the trainer")
     kinds = p.add_subparsers(dest="kind", required=True, metavar="JOB")
     bc = kinds.add_parser("bc", help="behaviour cloning from files and/or the trainer's store")
     _trainer_arg(bc)
@@ -223,6 +279,11 @@ def add_submit(verbs: argparse._SubParsersAction) -> None:
     add_evol_args(evol, embedded=False)
     evol.add_argument("--follow", action="store_true", help="follow the job's log until it ends")
     evol.set_defaults(func=run_submit)
+    rl = kinds.add_parser("rl", help="multi-turn RL (GRPO, RLOO, REINFORCE++) with a horizon schedule")
+    _trainer_arg(rl)
+    add_rl_args(rl, embedded=False)
+    rl.add_argument("--follow", action="store_true", help="follow the job's log until it ends")
+    rl.set_defaults(func=run_submit)
 
 
 def run_submit(args: argparse.Namespace) -> int:
@@ -232,6 +293,8 @@ def run_submit(args: argparse.Namespace) -> int:
             policy_urls=[u for us in args.policy_url for u in us.split(",") if u],
             weight_version=args.weight_version, nproc=args.nproc,
         ))  # fmt: skip
+    elif args.kind == "rl":
+        request = rl_request(args)
     else:
         request = evol_request(args)
     try:

@@ -271,3 +271,46 @@ def test_a_policy_server_that_refuses_the_weights_fails_the_job_and_rolls_back(
     # Never a silent mix: the first server serves iteration 0's weights again.
     assert loop.model_info()["weight_version"] == f"{job_id}.iter-0"
     assert "publish-1" not in json.loads((folder / "state.json").read_text())["steps"]
+
+
+def learner_processes(folder: Path) -> list[psutil.Process]:
+    return [p for p in psutil.process_iter(["cmdline"])
+            if "agentgym.trainer.rl_learn" in (cmd := " ".join(p.info["cmdline"] or [])) and str(folder) in cmd]  # fmt: skip
+
+
+def test_rl_job_survives_kill_9_mid_rollout(loop: Loop) -> None:
+    """`agentgym trainer submit rl`; the trainer killed while step 2's episodes stream in: its learner
+    dies with it, the restarted trainer resumes the job (a new learner from the newest checkpoint),
+    and every step's batch is stored exactly once."""
+    out = subprocess.run(
+        [AGENTGYM, "--log-level", "warning", "trainer", "submit", "rl", "--trainer", loop.address, "--envs", "maze",
+         "--model", "init:tiny", "--policy-url", loop.policy_url, "--env-server", f"127.0.0.1:{loop.env_port}",
+         "--steps", "3", "--tasks-per-step", "3", "--group-size", "2", "--rounds", "2,4", "--stage-steps", "2",
+         "--eval-tasks", "2", "--max-new-tokens", "12", "--work-chunk", "2", "--concurrency", "2",
+         "--set", "lr=1e-3", "--set", "skip_zero_advantage=false"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    job_id = out.stdout.split()[0]
+    folder = loop.dir / "jobs" / job_id
+    loop.wait_job(job_id, lambda j: "step 2/3: roll out" in j.step and loop.stored(iteration=1) >= 1)
+    assert learner_processes(folder)
+    loop.kill_trainer()
+    deadline = time.monotonic() + 10
+    while learner_processes(folder) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not learner_processes(folder), "the learner outlived the trainer"
+    loop.start_trainer()
+    job = loop.wait_job(job_id, lambda j: j.state not in (rpb.QUEUED, rpb.RUNNING))
+    assert job.state == rpb.SUCCEEDED, job.error
+    keys = Counter(key for key, _ in scan_lines(loop.dir / "store"))
+    assert max(keys.values()) == 1
+    for k, horizon in ((0, 2), (1, 2), (2, 4)):
+        batch = [rec for _, rec in scan_lines(loop.dir / "store") if rec.get("iteration") == k]
+        assert len(batch) == 6 and {rec["max_steps"] for rec in batch} == {horizon}
+        assert {rec["weight_version"] for rec in batch} == {f"{job_id}.step-{k}"}
+    rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [0, 1, 2]
+    assert loop.model_info()["weight_version"] == job.weight_version == f"{job_id}.step-3"
+    assert (folder / "events.jsonl").read_text().count("resumed from its last completed step") == 1
+    assert not learner_processes(folder)
