@@ -84,6 +84,8 @@ def main(args: argparse.Namespace) -> None:
     def stamp(text: str) -> None:
         console.print(f"[{time.time() - t0:5.0f}s] {text}")
 
+    # `kill` (SIGTERM) ends the run like Ctrl-C: the processes it started are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         spawn("env", "serve", "--port", str(env_port), "--envs", "maze", "--idle-timeout", "0")
         spawn("trainer", "trainer", "serve", "--dir", str(out / "trainer"), "--port", str(trainer_port))
