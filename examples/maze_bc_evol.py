@@ -64,62 +64,111 @@ def success(rows: list[tuple[int, bool]], tasks: set[int]) -> float:
     return sum(picked) / max(1, len(picked))
 
 
+class Fabric:
+    """The loop's processes, each its own process as on a cluster: an env server hosting maze, the
+    trainer (`--out`/trainer), an hf policy server (SGLang's API) serving `model`, and a rollout
+    worker; stopped when the block ends, on an error, Ctrl-C or SIGTERM. Their logs are in `out`."""
+
+    def __init__(self, out: Path, model: str) -> None:
+        self.out, self.model = out, model
+        env_port, policy_port, trainer_port = free_port(), free_port(), free_port()
+        self.ports = (env_port, policy_port, trainer_port)
+        self.env, self.trainer = f"127.0.0.1:{env_port}", f"127.0.0.1:{trainer_port}"
+        self.policy_url = f"http://127.0.0.1:{policy_port}"
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def spawn(self, name: str, *cmd: str) -> None:
+        log = (self.out / f"{name}.log").open("ab")
+        self.procs.append(
+            subprocess.Popen([AGENTGYM, "--log-level", "warning", *cmd], stdout=log, stderr=log)
+        )
+
+    def __enter__(self) -> Fabric:
+        # `kill` (SIGTERM) ends the run like Ctrl-C: the processes it started are stopped too.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+        env_port, policy_port, trainer_port = self.ports
+        try:
+            self.spawn("env", "serve", "--port", str(env_port), "--envs", "maze", "--idle-timeout", "0")
+            self.spawn(
+                "trainer", "trainer", "serve", "--dir", str(self.out / "trainer"), "--port", str(trainer_port)
+            )
+            self.spawn(
+                "policy",
+                "policy",
+                "serve",
+                "--backend",
+                "hf",
+                "--model",
+                self.model,
+                "--port",
+                str(policy_port),
+            )
+            deadline = time.time() + 180
+            while True:
+                try:
+                    urllib.request.urlopen(self.policy_url + "/health", timeout=2)
+                    break
+                except OSError:
+                    if time.time() > deadline:
+                        raise SystemExit(
+                            f"the policy server did not start: see {self.out / 'policy.log'}"
+                        ) from None
+                    time.sleep(0.5)
+            self.spawn("worker", "trainer", "worker", "--trainer", self.trainer)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for proc in self.procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    def job(self, kind: str, *args: str) -> Path:
+        """Submit a job (`agentgym trainer submit KIND ARGS`), follow it to its end, return its folder."""
+        job_id = run("trainer", "submit", kind, "--trainer", self.trainer, *args).split()[0]
+        print(
+            f"{job_id} submitted (follow: agentgym trainer logs {job_id} --trainer {self.trainer})",
+            flush=True,
+        )
+        logs = subprocess.run([AGENTGYM, "trainer", "logs", job_id, "--trainer", self.trainer],
+                              capture_output=True, text=True)  # fmt: skip
+        if logs.returncode != 0:
+            raise SystemExit(f"{job_id} did not succeed:\n{logs.stdout[-3000:]}")
+        return self.out / "trainer" / "jobs" / job_id
+
+    def splits(self) -> dict[str, list[int]]:
+        """Maze's task splits, as its env server reports them."""
+
+        async def ask() -> dict[str, list[int]]:
+            async with EnvClient(self.env, connect_timeout_s=60) as client:
+                info = await client.env_info("maze")
+                return {s: info.tasks(s) for s in ("train", "test", "original", "held_out")}
+
+        return asyncio.run(ask())
+
+
 def main(args: argparse.Namespace) -> None:
     console = Console(width=120)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    env_port, policy_port, trainer_port = free_port(), free_port(), free_port()
-    env, trainer, policy_url = (
-        f"127.0.0.1:{env_port}",
-        f"127.0.0.1:{trainer_port}",
-        f"http://127.0.0.1:{policy_port}",
-    )
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def spawn(name: str, *cmd: str) -> None:
-        log = (out / f"{name}.log").open("ab")
-        procs.append(subprocess.Popen([AGENTGYM, "--log-level", "warning", *cmd], stdout=log, stderr=log))
 
     def stamp(text: str) -> None:
         console.print(f"[{time.time() - t0:5.0f}s] {text}")
 
-    # `kill` (SIGTERM) ends the run like Ctrl-C: the processes it started are stopped too.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    try:
-        spawn("env", "serve", "--port", str(env_port), "--envs", "maze", "--idle-timeout", "0")
-        spawn("trainer", "trainer", "serve", "--dir", str(out / "trainer"), "--port", str(trainer_port))
-        spawn(
-            "policy",
-            "policy",
-            "serve",
-            "--backend",
-            "hf",
-            "--model",
-            f"init:{args.size}",
-            "--port",
-            str(policy_port),
-        )
-        deadline = time.time() + 180
-        while True:
-            try:
-                urllib.request.urlopen(policy_url + "/health", timeout=2)
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise SystemExit(f"the policy server did not start: see {out / 'policy.log'}") from None
-                time.sleep(0.5)
-        spawn("worker", "trainer", "worker", "--trainer", trainer)
-
-        async def splits() -> dict[str, list[int]]:
-            async with EnvClient(env, connect_timeout_s=60) as client:
-                info = await client.env_info("maze")
-                return {s: info.tasks(s) for s in ("train", "test", "original", "held_out")}
-
-        tasks = asyncio.run(splits())
+    with Fabric(out, f"init:{args.size}") as fabric:
+        env, trainer, policy_url = fabric.env, fabric.trainer, fabric.policy_url
+        tasks = fabric.splits()
         test, original, held_out = set(tasks["test"]), set(tasks["original"]), set(tasks["held_out"])
         console.print(f"maze: {len(tasks['train'])} train tasks, {len(test)} test tasks "
                       f"({len(original)} original, {len(held_out)} held out)")  # fmt: skip
+        results: dict[str, list[tuple[int, bool]]] = {}
 
         # 1. The expert's trajectories, streamed into the trainer's store.
         bc_tasks = sorted(
@@ -130,7 +179,6 @@ def main(args: argparse.Namespace) -> None:
         stamp(f"expert data: {len(bc_tasks)} trajectories in the trainer's store")
 
         # 2. Reference policies on the test tasks.
-        results: dict[str, list[tuple[int, bool]]] = {}
         for name in ("random", "expert"):
             path = out / f"test_{name}.jsonl"
             run("rollout", "--policy", name, "--envs", "maze", "--split", "test", "--server", env, "--out", str(path),
@@ -139,22 +187,13 @@ def main(args: argparse.Namespace) -> None:
             stamp(f"{name}: {success(results[name], test):.1%} on the test tasks")
 
         # 3. The AgentEvol job: BC from the base model, then one iteration.
-        job_id = run(
-            "trainer", "submit", "evol", "--trainer", trainer, "--envs", "maze", "--base", f"init:{args.size}",
-            "--bc-query", "iteration=-1", "--policy-url", policy_url, "--env-server", env, "--iterations", "1",
+        job = fabric.job(
+            "evol", "--envs", "maze", "--base", f"init:{args.size}", "--bc-query", "iteration=-1",
+            "--policy-url", policy_url, "--env-server", env, "--iterations", "1",
             "--explore-episodes", str(args.explore), "--eval-tasks", str(len(test)), "--max-new-tokens", "64",
             "--explore-temperature", "0.7", "--seed", str(args.seed), "--set", f"epochs={args.epochs}",
             "--set", f"lr={args.lr}", "--set", f"max_tokens={args.max_tokens}", "--set", f"seed={args.seed}",
-        ).split()[0]  # fmt: skip
-        stamp(
-            f"{job_id} submitted: BC, then one AgentEvol iteration (follow: agentgym trainer logs {job_id} --trainer {trainer})"
-        )
-        logs = subprocess.run(
-            [AGENTGYM, "trainer", "logs", job_id, "--trainer", trainer], capture_output=True, text=True
-        )
-        job = out / "trainer" / "jobs" / job_id
-        if logs.returncode != 0:
-            raise SystemExit(f"{job_id} did not succeed:\n{logs.stdout[-3000:]}")
+        )  # fmt: skip
         report = json.loads((job / "report.json").read_text())["iterations"][0]
         for name, k in (("BC (from scratch)", 0), ("BC + 1 AgentEvol iteration", 1)):
             rows = [
@@ -166,14 +205,6 @@ def main(args: argparse.Namespace) -> None:
         new = len(set(tasks["train"]) - set(bc_tasks))
         stamp(f"AgentEvol: kept {report['kept_total']} of {sum(report['explored'].values())} explored ({new} train tasks "
               f"had no expert data); BC {report['success_before']['maze']:.1%}, after {report['success_after']['maze']:.1%}")  # fmt: skip
-    finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
     table = Table(title=f"Maze, held-out evaluation ({time.time() - t0:.0f} s on CPU, seed {args.seed})")
     for col in ("policy", "original 25", "held-out 106", "all test 131"):

@@ -23,21 +23,15 @@ maze_bc_evol.py (the same BC checkpoint, the same 131 test tasks).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import random
-import signal
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
+from typing import Any
 
-from maze_bc_evol import AGENTGYM, free_port, run, success
+from maze_bc_evol import Fabric, run, success
 from rich.console import Console
 from rich.table import Table
-
-from agentgym.client import EnvClient
 
 
 def main(args: argparse.Namespace) -> None:
@@ -45,56 +39,16 @@ def main(args: argparse.Namespace) -> None:
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    env_port, policy_port, trainer_port = free_port(), free_port(), free_port()
-    env, trainer, policy_url = (f"127.0.0.1:{env_port}", f"127.0.0.1:{trainer_port}",
-                                f"http://127.0.0.1:{policy_port}")  # fmt: skip
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def spawn(name: str, *cmd: str) -> None:
-        log = (out / f"{name}.log").open("ab")
-        procs.append(subprocess.Popen([AGENTGYM, "--log-level", "warning", *cmd], stdout=log, stderr=log))
 
     def stamp(text: str) -> None:
         console.print(f"[{time.time() - t0:5.0f}s] {text}")
 
-    def job(*cmd: str) -> Path:
-        """Submit a job, follow it to its end, return its folder."""
-        job_id = run("trainer", "submit", *cmd, "--trainer", trainer).split()[0]
-        stamp(f"{job_id} submitted (follow: agentgym trainer logs {job_id} --trainer {trainer})")
-        logs = subprocess.run([AGENTGYM, "trainer", "logs", job_id, "--trainer", trainer],
-                              capture_output=True, text=True)  # fmt: skip
-        if logs.returncode != 0:
-            raise SystemExit(f"{job_id} did not succeed:\n{logs.stdout[-3000:]}")
-        return out / "trainer" / "jobs" / job_id
-
-    results: dict[str, list[tuple[int, bool]]] = {}
+    results: dict[str, Any] = {}
     timings: dict[str, float] = {}
-    # `kill` (SIGTERM) ends the run like Ctrl-C: the processes it started are stopped too.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    try:
-        spawn("env", "serve", "--port", str(env_port), "--envs", "maze", "--idle-timeout", "0")
-        spawn("trainer", "trainer", "serve", "--dir", str(out / "trainer"), "--port", str(trainer_port))
-        start_model = args.bc or f"init:{args.size}"
-        spawn(
-            "policy", "policy", "serve", "--backend", "hf", "--model", start_model, "--port", str(policy_port)
-        )
-        deadline = time.time() + 180
-        while True:
-            try:
-                urllib.request.urlopen(policy_url + "/health", timeout=2)
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise SystemExit(f"the policy server did not start: see {out / 'policy.log'}") from None
-                time.sleep(0.5)
-        spawn("worker", "trainer", "worker", "--trainer", trainer)
-
-        async def splits() -> dict[str, list[int]]:
-            async with EnvClient(env, connect_timeout_s=60) as client:
-                info = await client.env_info("maze")
-                return {s: info.tasks(s) for s in ("train", "test", "original", "held_out")}
-
-        tasks = asyncio.run(splits())
+    folders: dict[str, Path] = {}
+    with Fabric(out, args.bc or f"init:{args.size}") as fabric:
+        env, trainer, policy_url = fabric.env, fabric.trainer, fabric.policy_url
+        tasks = fabric.splits()
         test, original, held_out = set(tasks["test"]), set(tasks["original"]), set(tasks["held_out"])
 
         # 1. The starting checkpoint.
@@ -104,17 +58,16 @@ def main(args: argparse.Namespace) -> None:
             run("rollout", "--policy", "expert", "--envs", "maze", "--tasks", ",".join(map(str, bc_tasks)),
                 "--server", env, "--out", str(out / "expert_train.jsonl"), "--sink", f"grpc://{trainer}",
                 "--no-progress")  # fmt: skip
-            folder = job("bc", "--base", f"init:{args.size}", "--query", "iteration=-1", "--set", "epochs=16",
-                         "--set", "lr=1e-3", "--set", "max_tokens=2048", "--set", f"seed={args.seed}")  # fmt: skip
+            folder = fabric.job("bc", "--base", f"init:{args.size}", "--query", "iteration=-1", "--set", "epochs=16",
+                                "--set", "lr=1e-3", "--set", "max_tokens=2048", "--set", f"seed={args.seed}")  # fmt: skip
             bc = str(folder / "model" / "final")
-            stamp(f"behaviour cloning: {bc}")
         stamp(f"starting checkpoint: {bc}")
 
         # 2 and 3. Two rl jobs from the same checkpoint, at equal steps.
         common = [
             "--envs", "maze", "--model", bc, "--policy-url", policy_url, "--env-server", env,
             "--steps", str(args.steps), "--tasks-per-step", str(args.tasks), "--group-size", str(args.group),
-            "--temperature", str(args.temperature), "--eval-tasks", str(len(test)), "--max-new-tokens", "64",
+            "--temperature", str(args.temperature), "--eval-tasks", str(args.eval_tasks or len(test)), "--max-new-tokens", "64",
             "--seed", str(args.seed), "--set", f"lr={args.lr}", "--set", f"mini_batches={args.mini_batches}",
             "--set", "max_tokens=8192", "--set", f"aggregate={args.aggregate}",
         ]  # fmt: skip
@@ -122,39 +75,30 @@ def main(args: argparse.Namespace) -> None:
         stage = max(1, -(-args.steps // len(schedule)))
         runs = [("fixed", [*common, "--rounds", str(schedule[-1])]),
                 ("scaling", [*common, "--rounds", args.rounds, "--stage-steps", str(stage), "--skip-start-eval"])]  # fmt: skip
-        folders = {}
         for name, cmd in runs:
             started = time.time()
-            folders[name] = job("rl", *cmd)
+            folders[name] = fabric.job("rl", *cmd)
             timings[name] = time.time() - started
             stamp(f"rl ({name} horizon): {timings[name]:.0f} s")
-        start_rows = _eval(folders["fixed"] / "eval" / "step-0.jsonl")
-        results["BC (the starting checkpoint)"] = start_rows
-        if args.evol:
-            evol = json.loads(Path(args.evol).read_text())
-            results["BC + 1 AgentEvol iteration"] = evol.get("BC + 1 AgentEvol iteration")  # type: ignore[assignment]
-        label = f"BC + {args.steps} GRPO steps"
-        results[f"{label}, horizon {schedule[-1]}"] = _eval(
-            folders["fixed"] / "eval" / f"step-{args.steps}.jsonl"
-        )
-        results[f"{label}, ScalingInter {args.rounds}"] = _eval(
-            folders["scaling"] / "eval" / f"step-{args.steps}.jsonl"
-        )
-    finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    results["BC (the starting checkpoint)"] = _eval(folders["fixed"] / "eval" / "step-0.jsonl")
+    if args.evol:  # maze_bc_evol.py's results.json: its rows as the three rates
+        results["BC + 1 AgentEvol iteration"] = json.loads(Path(args.evol).read_text())[
+            "BC + 1 AgentEvol iteration"
+        ]
+    label = f"BC + {args.steps} GRPO steps"
+    results[f"{label}, horizon {schedule[-1]}"] = _eval(
+        folders["fixed"] / "eval" / f"step-{args.steps}.jsonl"
+    )
+    results[f"{label}, ScalingInter {args.rounds}"] = _eval(
+        folders["scaling"] / "eval" / f"step-{args.steps}.jsonl"
+    )
 
     table = Table(title=f"Maze, held-out evaluation ({time.time() - t0:.0f} s on CPU, seed {args.seed})")
     for col in ("policy", "original 25", "held-out 106", "all test 131"):
         table.add_column(col, justify="left" if col == "policy" else "right")
     summary: dict[str, object] = {}
     for name, rows in results.items():
-        if rows and isinstance(rows[0], float):  # the evol demo's results.json: already the three rates
+        if rows and isinstance(rows[0], float):  # already the three rates
             row = tuple(rows)
         else:
             row = (success(rows, original), success(rows, held_out), success(rows, test))
@@ -196,5 +140,6 @@ if __name__ == "__main__":
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--mini-batches", type=int, default=2, help="optimizer steps per RL step")
     parser.add_argument("--aggregate", default="seq-mean-token-mean", help="the learner's loss aggregation")
+    parser.add_argument("--eval-tasks", type=int, default=0, help="test tasks to evaluate on (0: all 131)")
     parser.add_argument("--seed", type=int, default=0)
     main(parser.parse_args())

@@ -188,15 +188,7 @@ class EvolSpec:
     @classmethod
     def from_proto(cls, m: rpb.EvolJob) -> EvolSpec:
         d = cls(envs=[], base="", bc_data=DataSpec(), policy_urls=[], env_servers=[])
-        if not m.envs:
-            raise SpecError("evol: no envs")
-        bad = [e for e in m.envs if not e or "," in e or " " in e]
-        if bad:
-            raise SpecError(f"evol: bad env name(s) {bad}: give one name per entry")
-        if not m.policy_urls:
-            raise SpecError("evol: no policy_urls: the policy servers to roll out against and publish to")
-        if not m.env_servers:
-            raise SpecError("evol: no env_servers (HOST:PORT of the env servers the workers play on)")
+        _check_fleet(m, "evol")
         if not m.HasField("bc_data") and not m.agent:
             raise SpecError("evol: no bc_data and no agent: iteration 0 needs data to train the agent from")
         return cls(
@@ -263,15 +255,7 @@ class RLSpec:
     @classmethod
     def from_proto(cls, m: rpb.RLJob) -> RLSpec:
         d = cls(envs=[], model="", policy_urls=[], env_servers=[])
-        if not m.envs:
-            raise SpecError("rl: no envs")
-        bad = [e for e in m.envs if not e or "," in e or " " in e]
-        if bad:
-            raise SpecError(f"rl: bad env name(s) {bad}: give one name per entry")
-        if not m.policy_urls:
-            raise SpecError("rl: no policy_urls: the policy servers to roll out against and publish to")
-        if not m.env_servers:
-            raise SpecError("rl: no env_servers (HOST:PORT of the env servers the workers play on)")
+        _check_fleet(m, "rl")
         algorithm = m.algorithm or d.algorithm
         if algorithm not in ALGORITHMS:
             raise SpecError(f"rl: unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
@@ -319,6 +303,19 @@ class RLSpec:
             nproc=max(1, m.nproc),
             skip_start_eval=m.skip_start_eval,
         )  # fmt: skip
+
+
+def _check_fleet(m: rpb.EvolJob | rpb.RLJob, what: str) -> None:
+    """What every job that rolls out needs: envs by name, policy servers, env servers."""
+    if not m.envs:
+        raise SpecError(f"{what}: no envs")
+    bad = [e for e in m.envs if not e or "," in e or " " in e]
+    if bad:
+        raise SpecError(f"{what}: bad env name(s) {bad}: give one name per entry")
+    if not m.policy_urls:
+        raise SpecError(f"{what}: no policy_urls: the policy servers to roll out against and publish to")
+    if not m.env_servers:
+        raise SpecError(f"{what}: no env_servers (HOST:PORT of the env servers the workers play on)")
 
 
 def _positive(value: int, name: str, what: str = "evol") -> int:

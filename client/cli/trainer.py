@@ -100,6 +100,19 @@ def data_spec(files: list[str], query: list[str], strict: bool) -> rpb.DataSpec:
     return spec
 
 
+def add_fleet_args(p: argparse.ArgumentParser, *, embedded: bool) -> None:
+    """Where a job's rollouts run and how (for evol and rl jobs)."""
+    p.add_argument("--policy-url", action="append", default=[],
+                   help="policy server(s) to roll out against and publish weights to (repeatable"
+                   + ("; default: an hf policy server in this process" if embedded else "") + ")")  # fmt: skip
+    p.add_argument("--env-server", action="append", default=[],
+                   help="env server(s) HOST:PORT (repeatable" + ("; default 127.0.0.1:50051 or an embedded one"
+                                                                 if embedded else "") + ")")  # fmt: skip
+    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--concurrency", type=int, default=64, help="episodes at once per worker")
+    p.add_argument("--seed", type=int, default=0)
+
+
 def add_evol_args(p: argparse.ArgumentParser, *, embedded: bool) -> None:
     """The evol job's settings (trainer.proto's EvolJob), for `trainer submit evol` and `train evol`."""
     p.add_argument("--envs", required=True, help="comma-separated envs")
@@ -123,15 +136,7 @@ def add_evol_args(p: argparse.ArgumentParser, *, embedded: bool) -> None:
         "--eval-tasks", type=int, default=50, help="held-out tasks per env, evaluated after each step"
     )
     p.add_argument("--uniform", action="store_true", help="equal exploration shares (the paper's ablation)")
-    p.add_argument("--policy-url", action="append", default=[],
-                   help="policy server(s) to roll out against and publish weights to (repeatable"
-                   + ("; default: an hf policy server in this process" if embedded else "") + ")")  # fmt: skip
-    p.add_argument("--env-server", action="append", default=[],
-                   help="env server(s) HOST:PORT (repeatable" + ("; default 127.0.0.1:50051 or an embedded one"
-                                                                 if embedded else "") + ")")  # fmt: skip
-    p.add_argument("--max-new-tokens", type=int, default=128)
-    p.add_argument("--concurrency", type=int, default=64, help="episodes at once per worker")
-    p.add_argument("--seed", type=int, default=0)
+    add_fleet_args(p, embedded=embedded)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a BC setting for every learn step, e.g. lr=1e-5, epochs=2 (repeatable)")  # fmt: skip
     p.add_argument("--work-chunk", type=int, default=0, help="episodes per work item (default 256)")
@@ -177,15 +182,7 @@ def add_rl_args(p: argparse.ArgumentParser, *, embedded: bool) -> None:
         "--eval-every", type=int, default=0, help="evaluate every N steps (0: before and at the end)"
     )
     p.add_argument("--skip-start-eval", action="store_true", help="do not evaluate the starting policy")
-    p.add_argument("--policy-url", action="append", default=[],
-                   help="policy server(s) to roll out against and publish weights to (repeatable"
-                   + ("; default: an hf policy server in this process" if embedded else "") + ")")  # fmt: skip
-    p.add_argument("--env-server", action="append", default=[],
-                   help="env server(s) HOST:PORT (repeatable" + ("; default 127.0.0.1:50051 or an embedded one"
-                                                                 if embedded else "") + ")")  # fmt: skip
-    p.add_argument("--max-new-tokens", type=int, default=128)
-    p.add_argument("--concurrency", type=int, default=64, help="episodes at once per worker")
-    p.add_argument("--seed", type=int, default=0)
+    add_fleet_args(p, embedded=embedded)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a learner setting, e.g. lr=1e-6, kl_coef=0.01, clip_high=0.28, mini_batches=2 (repeatable)")  # fmt: skip
     p.add_argument("--work-chunk", type=int, default=0, help="episodes per work item (default 64)")
