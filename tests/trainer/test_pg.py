@@ -366,3 +366,21 @@ def test_build_rows_with_recorded_tokens() -> None:
     assert rows[1].adv == [0, 0, -0.5, -0.5, 0, -0.5]
     assert rows[0].old_logp == [0.0, 0.0, -0.1, -0.2, 0.0, -0.3]
     assert rows[0].mask == mask and rows[0].input_ids == [5, 6, 7, 8, 9, 10]
+
+
+def test_collate_weights_tokens_or_episodes() -> None:
+    from agentgym.trainer.rl_learn import collate
+
+    rows = [
+        Row("a", [5, 6, 7, 8], [0, 1, 1, 1], None, [0, 1, 1, 1]),
+        Row("b", [5, 6], [0, 1], [0.0, -0.5], [0, -1]),
+    ]
+    tok = collate(rows, 0, torch)
+    seq = collate(rows, 0, torch, per_sequence=True)
+    # token-mean: every agent token weighs 1 (the mini-batch divides by its 4 agent tokens)
+    assert tok["weight"].tolist() == [[0, 1, 1, 1], [0, 1, 0, 0]]
+    # seq-mean-token-mean: each episode's tokens share 1 (the mini-batch divides by its 2 episodes)
+    assert seq["weight"][0].tolist() == pytest.approx([0, 1 / 3, 1 / 3, 1 / 3])
+    assert seq["weight"][1].tolist() == [0, 1, 0, 0]
+    assert tok["has_old"].flatten().tolist() == [False, True] and tok["old"][1].tolist() == [0.0, -0.5, 0, 0]
+    assert tok["attention_mask"].tolist() == [[1, 1, 1, 1], [1, 1, 0, 0]]
