@@ -69,13 +69,14 @@ def main(args: argparse.Namespace) -> None:
             "--steps", str(args.steps), "--tasks-per-step", str(args.tasks), "--group-size", str(args.group),
             "--temperature", str(args.temperature), "--eval-tasks", str(args.eval_tasks or len(test)), "--max-new-tokens", "64",
             "--seed", str(args.seed), "--set", f"lr={args.lr}", "--set", f"mini_batches={args.mini_batches}",
-            "--set", "max_tokens=8192", "--set", f"aggregate={args.aggregate}",
+            "--set", "max_tokens=8192", "--set", f"aggregate={args.aggregate}", "--set", f"ppo_epochs={args.ppo_epochs}",
+            "--set", f"kl_coef={args.kl_coef}",
         ]  # fmt: skip
         schedule = [int(r) for r in args.rounds.split(",")]
         stage = max(1, -(-args.steps // len(schedule)))
         runs = [("fixed", [*common, "--rounds", str(schedule[-1])]),
                 ("scaling", [*common, "--rounds", args.rounds, "--stage-steps", str(stage), "--skip-start-eval"])]  # fmt: skip
-        for name, cmd in runs:
+        for name, cmd in runs if not args.fixed_only else runs[:1]:
             started = time.time()
             folders[name] = fabric.job("rl", *cmd)
             timings[name] = time.time() - started
@@ -89,9 +90,10 @@ def main(args: argparse.Namespace) -> None:
     results[f"{label}, horizon {schedule[-1]}"] = _eval(
         folders["fixed"] / "eval" / f"step-{args.steps}.jsonl"
     )
-    results[f"{label}, ScalingInter {args.rounds}"] = _eval(
-        folders["scaling"] / "eval" / f"step-{args.steps}.jsonl"
-    )
+    if "scaling" in folders:
+        results[f"{label}, ScalingInter {args.rounds}"] = _eval(
+            folders["scaling"] / "eval" / f"step-{args.steps}.jsonl"
+        )
 
     table = Table(title=f"Maze, held-out evaluation ({time.time() - t0:.0f} s on CPU, seed {args.seed})")
     for col in ("policy", "original 25", "held-out 106", "all test 131"):
@@ -140,6 +142,9 @@ if __name__ == "__main__":
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--mini-batches", type=int, default=2, help="optimizer steps per RL step")
     parser.add_argument("--aggregate", default="seq-mean-token-mean", help="the learner's loss aggregation")
+    parser.add_argument("--ppo-epochs", type=int, default=1, help="passes over each step's batch")
+    parser.add_argument("--kl-coef", type=float, default=0.0, help="weight of the KL to the starting policy")
+    parser.add_argument("--fixed-only", action="store_true", help="only the fixed-horizon job")
     parser.add_argument("--eval-tasks", type=int, default=0, help="test tasks to evaluate on (0: all 131)")
     parser.add_argument("--seed", type=int, default=0)
     main(parser.parse_args())
