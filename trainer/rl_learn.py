@@ -289,7 +289,8 @@ class Learner:
         torch, cfg, d = self.torch, self.cfg, self.d
         started = time.perf_counter()
         report = ReadReport()
-        loaded = list(load_trajectories(request["sources"], report=report))
+        # Sorted by key: the order episodes reached the store depends on timing, an update must not.
+        loaded = sorted(load_trajectories(request["sources"], report=report), key=lambda t: t.key)
         allowed: dict[str, int] = request.get("allowed") or {}
         stale_mode = request.get("stale", "correct")
         kept, dropped_stale, unknown = [], 0, 0
