@@ -58,7 +58,9 @@ def main(args: argparse.Namespace) -> None:
                 result = run(args, mode == "overlapped", Path(tmp) / f"{mode}-{i}")
                 runs[mode].append(result)
                 console.print(f"{mode} run {i + 1}: {result['wall']:.1f} s")
-    table = Table(title=f"rl job, {args.steps} steps of {args.tasks} tasks x {args.group} episodes ({args.model})")
+    table = Table(
+        title=f"rl job, {args.steps} steps of {args.tasks} tasks x {args.group} episodes ({args.model})"
+    )
     for col in ("mode", "wall s (median)", "min", "max", "per step", "rollout s", "learn s", "sync s"):
         table.add_column(col, justify="left" if col == "mode" else "right")
     for mode, results in runs.items():
@@ -75,8 +77,12 @@ def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="init:tiny", help="the starting policy (a checkpoint, or init:SIZE)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model", default="init:tiny", help="the starting policy (a checkpoint, or init:SIZE)"
+    )
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--tasks", type=int, default=4)
     parser.add_argument("--group", type=int, default=4)

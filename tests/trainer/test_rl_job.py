@@ -138,7 +138,9 @@ async def test_rl_steps_in_lockstep_under_a_horizon_schedule(trainer: TrainerSer
     assert no_learner_left()
     # A second job on the same store has its own iterations (after the first job's): it plays
     # its own batch instead of finding the first job's under the same keys.
-    second, _ = await run_job(trainer, server, tiny_model, steps=1, tasks_per_step=2, group_size=2, eval_tasks=0)
+    second, _ = await run_job(
+        trainer, server, tiny_model, steps=1, tasks_per_step=2, group_size=2, eval_tasks=0
+    )
     assert second.state == rpb.SUCCEEDED, second.error
     (row,) = json.loads(second.result_json)["steps"]
     assert row["episodes"] == 4 and row["weight_versions"] == {f"{second.id}.step-0": 4}
