@@ -508,7 +508,7 @@ class LearnerProcess:
         path = self.out / "results" / f"step-{k}.json"
         return json.loads(path.read_text()) if path.exists() else None
 
-    async def start(self, timeout_s: float = 900.0) -> None:
+    async def start(self, timeout_s: float = 3600.0) -> None:
         """Start the child (once) and wait until it has loaded and saved policy/step-0."""
         if self.proc is not None and self.proc.returncode is None:
             return
