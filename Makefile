@@ -15,7 +15,7 @@ STUBS := $(PROTOS:.proto=_pb2.py)
 comma := ,
 INSTALLED := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: install proto data node serve serve-node test test-fast bench lint format wheel clean
+.PHONY: install proto data node browser serve serve-node test test-fast bench lint format wheel clean
 
 # The Node.js env server (envs/node): its npm packages, reinstalled when the lock file changes.
 NODE_DIR := envs/node
@@ -25,7 +25,7 @@ NODE ?=
 NODE_PORT ?= 50052
 NODE_ARGS ?=
 
-install: $(INSTALLED) $(STUBS) data node
+install: $(INSTALLED) $(STUBS) data node browser
 
 # The venv goes first on PATH while installing: fast-downward-textworld (ALFWorld's planner) builds
 # from source with a bare `python`.
@@ -56,6 +56,15 @@ node:
 $(NODE_DEPS): $(NODE_DIR)/package-lock.json $(NODE_DIR)/package.json
 	npm ci --prefix $(NODE_DIR) --no-audit --no-fund --loglevel=error
 	@touch $@
+
+# Debian's Chromium, for the viewer's browser tests (Playwright drives it through executable_path;
+# no browser is ever downloaded). Installed with apt-get when missing and we are root; otherwise a
+# note, and those tests skip themselves.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [[ "$$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium not found and cannot install it (needs root and apt-get): the viewer's browser tests will be skipped"; fi; }
 
 # Serve every built-in env on 127.0.0.1:50051 (override: make serve ARGS="--envs maze --port 6000").
 # With NODE=1, the Node.js server runs beside it on NODE_PORT; Ctrl-C stops both.

@@ -889,6 +889,57 @@ class TrajectoryStore:
         await self.aclose()
 
 
+@dataclass(slots=True)
+class StoredLine:
+    """One good line of a store, as `follow` finds it: where it is, its index entry, its record."""
+
+    entry: Entry
+    record: bytes  # the trajectory's JSON
+
+
+def follow(path: str | Path, positions: dict[int, int]) -> Iterator[StoredLine]:
+    """The complete, good lines a store gained after `positions` (segment number -> byte offset
+    already read), read without the store's lock, for readers that watch a store another process
+    writes (the viewer). `positions` is advanced in place. An incomplete last line is left for the
+    next call (its writer may be appending); a bad line followed by good ones is skipped."""
+    path = Path(path)
+    numbers = sorted(int(m[1]) for p in path.iterdir() if (m := _SEGMENT.match(p.name)))
+    for number in numbers:
+        start = positions.get(number, 0)
+        try:
+            with (path / segment_name(number)).open("rb") as f:
+                f.seek(start)
+                data = f.read()
+        except FileNotFoundError:
+            continue
+        end = data.rfind(b"\n") + 1
+        pos = 0
+        while pos < end:
+            nl = data.index(b"\n", pos)
+            try:
+                entry, record = _decode(data[pos:nl], number, start + pos)
+            except _BadLine:
+                pass
+            else:
+                yield StoredLine(entry, record)
+            pos = nl + 1
+        positions[number] = start + end
+
+
+def read_line(path: str | Path, segment: int, offset: int, length: int) -> bytes:
+    """The record JSON of the line at (segment, offset, length), checksum checked; StoreCorrupt
+    when it does not check out."""
+    with (Path(path) / segment_name(segment)).open("rb") as f:
+        f.seek(offset)
+        line = f.read(length)
+    try:
+        if not line.endswith(b"\n"):
+            raise _BadLine("short read")
+        return _record_bytes(line[:-1])
+    except _BadLine as exc:
+        raise StoreCorrupt(f"{segment_name(segment)} offset {offset}: damaged line ({exc})") from None
+
+
 def scan_lines(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
     """Every good line of every segment, duplicates included, as (key, record JSON): for audits
     and tests that check what is physically on disk."""
