@@ -57,6 +57,7 @@ class ViewerState:
         self.version = 0
         self.indexing = True
         self.changed = asyncio.Event()
+        self.closing = asyncio.Event()
         self._stats: tuple[int, dict[str, Any]] = (-1, {})
         self._facets: tuple[Any, dict[str, Any]] = (None, {})
         self._decode = _load_decoder(tokenizer) if tokenizer else None
@@ -384,16 +385,24 @@ def make_app(state: ViewerState) -> web.Application:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
         await resp.prepare(request)
         sent = -1
-        while True:
-            if state.version != sent:
-                sent = state.version
-                data = orjson.dumps({"version": sent, "indexing": state.indexing})
-                await resp.write(b"data: " + data + b"\n\n")
-            waiter = state.changed
-            try:
-                await asyncio.wait_for(waiter.wait(), timeout=15)
-            except TimeoutError:
-                await resp.write(b": keep-alive\n\n")  # also finds a closed page
+        try:
+            while True:
+                if state.version != sent:
+                    sent = state.version
+                    data = orjson.dumps({"version": sent, "indexing": state.indexing})
+                    await resp.write(b"data: " + data + b"\n\n")
+                if state.closing.is_set():
+                    return resp
+                changed, closing = asyncio.ensure_future(state.changed.wait()), state.closing.wait()
+                done, pending = await asyncio.wait(
+                    [changed, asyncio.ensure_future(closing)], timeout=15, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in pending:
+                    task.cancel()
+                if not done:
+                    await resp.write(b": keep-alive\n\n")  # also finds a closed page
+        except ConnectionResetError:  # the page went away
+            return resp
 
     async def not_allowed(request: web.Request) -> web.Response:
         if request.method in ("GET", "HEAD"):
@@ -414,10 +423,14 @@ def make_app(state: ViewerState) -> web.Application:
     async def on_startup(_: web.Application) -> None:
         await state.start()
 
+    async def on_shutdown(_: web.Application) -> None:
+        state.closing.set()  # ends the event streams, which would otherwise hold the shutdown
+
     async def on_cleanup(_: web.Application) -> None:
         await state.close()
 
     app.on_startup.append(on_startup)
+    app.on_shutdown.append(on_shutdown)
     app.on_cleanup.append(on_cleanup)
     return app
 
@@ -432,4 +445,5 @@ def serve(paths: list[str], *, host: str, port: int, tokenizer: str | None, poll
     app = make_app(state)
     url = f"http://{host}:{port}/"
     print(f"agentgym view: indexing {', '.join(paths)}; then serving {url} (Ctrl-C stops)", flush=True)
-    web.run_app(app, host=host, port=port, print=None, access_log=None, handle_signals=True)
+    # Open event streams never end by themselves: give them 2 s, not aiohttp's 60, at Ctrl-C.
+    web.run_app(app, host=host, port=port, print=None, access_log=None, shutdown_timeout=2)
