@@ -470,7 +470,9 @@ class JobSource(Source):
                 self.run.title = f"{self.title} ({job.get('kind')})"
         metrics = self._metrics_file()
         report = self.path / "report.json"
-        if (metrics and self._changed(metrics)) | self._changed(report) or changed:
+        # Both checked every time (each records its file's stamp).
+        metrics_changed = metrics is not None and self._changed(metrics)
+        if self._changed(report) or metrics_changed or changed:
             kind = (self.run.training or {}).get("kind")
             self.run.curves = curves_of(kind, _read_jsonl(metrics) if metrics else [], _read_json(report))
             changed = True

@@ -96,6 +96,12 @@ def data(tmp_path: Path) -> Path:
         (job / "eval" / f"step-{k}.json").write_text(
             json.dumps({"weight_version": f"job-000001.step-{k}", "success": {"maze": len(ok) / 3}})
         )
+    evol = root / "trainer" / "jobs" / "job-000002"
+    evol.mkdir()
+    (evol / "job.json").write_text(json.dumps({"id": "job-000002", "kind": "evol", "state": "RUNNING"}))
+    iterations = [{"iteration": k, "success_before": {"maze": 0.5 + k / 10}, "success_after": {"maze": 0.6 + k / 10},
+                   "kept_total": 10 + k, "loss_first": 1.0, "loss_last": 0.5} for k in range(2)]  # fmt: skip
+    (evol / "report.json").write_text(json.dumps({"iterations": iterations}))
     bc = root / "bc"
     bc.mkdir()
     (bc / "metrics.jsonl").write_text(
@@ -158,6 +164,7 @@ async def test_every_source_kind_is_found_with_its_per_env_table(viewer: Any) ->
         "runs/trainer/jobs/job-000001 (rl)": "job",
         "runs/trainer/jobs/job-000001 eval step-0": "eval",
         "runs/trainer/jobs/job-000001 eval step-2": "eval",
+        "runs/trainer/jobs/job-000002 (evol)": "job",
         "runs/bc": "bc",
     }  # notes.json holds no trajectories
     a = runs["runs/eval-a"]
@@ -185,6 +192,11 @@ async def test_training_runs_have_curves_tables_and_their_evaluations(viewer: An
     assert charts["loss"][0]["points"] == [[0, 1.0], [1, 0.9]]
     assert job["curves"]["table"]["columns"][:3] == ["step", "reward_mean", "success"]
     assert [e["name"] for e in job["evals"]] == ["step-0", "step-2"]
+    evol = await get(client, f"/api/runs/{runs['runs/trainer/jobs/job-000002 (evol)']['id']}")
+    assert evol["live"] and evol["curves"]["x"] == "iteration"
+    charts = {c["title"]: c["series"] for c in evol["curves"]["charts"]}
+    assert charts["held-out success"][0]["points"] == [[-1, 0.5], [0, 0.6], [1, 0.7]]
+    assert charts["kept trajectories"][0]["points"] == [[0, 10], [1, 11]]
     bc = await get(client, f"/api/runs/{runs['runs/bc']['id']}")
     assert bc["curves"]["charts"][0] == {"title": "loss", "series": [
         {"name": "loss", "points": [[10, 0.2], [20, 0.1], [30, 2.0 / 30]]}]}  # fmt: skip
