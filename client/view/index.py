@@ -23,7 +23,8 @@ from typing import Any
 MAX_TEXT = 1 << 16  # characters of an episode's text indexed for search
 MAX_PER_PAGE = 500
 SORTS = {
-    "key": "uid",
+    "key": "env, task_id, sample, iteration, uid",  # env, then task, sample, iteration: 2 before 10
+    "arrival": "uid",  # the order records were written in
     "reward": "reward IS NULL, reward, uid",
     "-reward": "reward IS NULL, reward DESC, uid",
     "rounds": "rounds IS NULL, rounds, uid",
@@ -46,6 +47,7 @@ CREATE INDEX ep_run_item ON ep(run, item_id);
 CREATE INDEX ep_run_iteration ON ep(run, iteration);
 CREATE INDEX ep_run_versions ON ep(run, versions);
 -- The sorts (SORTS), so that a deep page of a sorted run is an index walk, not a sort.
+CREATE INDEX ep_key ON ep(run, env, task_id, sample, iteration, uid);
 CREATE INDEX ep_reward_up ON ep(run, reward IS NULL, reward, uid);
 CREATE INDEX ep_reward_down ON ep(run, reward IS NULL, reward DESC, uid);
 CREATE INDEX ep_rounds_up ON ep(run, rounds IS NULL, rounds, uid);

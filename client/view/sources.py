@@ -625,6 +625,7 @@ class Discovery:
     def __init__(self, paths: list[str], runs: Runs) -> None:
         self.paths, self.runs = paths, runs
         self.sources: dict[str, Source] = {}
+        self.labels = root_labels([Path(p).resolve() for p in paths if not is_address(p)])
 
     def scan(self) -> list[Source]:
         new: list[Source] = []
@@ -636,7 +637,8 @@ class Discovery:
                 continue
             root = Path(arg).resolve()
             if root.is_file():
-                self._add(new, f"file:{root}", lambda r=root: FileSource(r, self.runs, r.name))
+                label = self.labels.get(root, root.name)
+                self._add(new, f"file:{root}", lambda r=root, t=label: FileSource(r, self.runs, t))
             elif root.is_dir():
                 self._walk(root, root, 0, new)
         return new
@@ -648,7 +650,8 @@ class Discovery:
             new.append(source)
 
     def _walk(self, root: Path, d: Path, depth: int, new: list[Source]) -> None:
-        title = str(Path(root.name) / d.relative_to(root)) if d != root else root.name
+        label = self.labels.get(root, root.name)
+        title = str(Path(label) / d.relative_to(root)) if d != root else label
         try:
             names = set(os.listdir(d))
         except OSError:
@@ -673,6 +676,20 @@ class Discovery:
                     self._add(new, key, lambda p=p: FileSource(p, self.runs, f"{title}/{p.name}"))
             elif depth < MAX_DEPTH and name not in SKIP_DIRS and not name.startswith(".") and p.is_dir():
                 self._walk(root, p, depth + 1, new)
+
+
+def root_labels(roots: list[Path]) -> dict[Path, str]:
+    """Each root's name in run titles: its last path part, or as many last parts as it takes to
+    tell it from the other roots (two trainers' folders both called "trainer")."""
+    labels = {}
+    for root in roots:
+        parts = root.parts
+        for n in range(1, len(parts) + 1):
+            label = "/".join(parts[-n:])
+            if not any(o != root and "/".join(o.parts[-n:]) == label for o in roots):
+                break
+        labels[root] = label.lstrip("/") or "/"
+    return labels
 
 
 # --- small readers -----------------------------------------------------------------------------------

@@ -65,7 +65,7 @@ def data(tmp_path: Path) -> Path:
     # Another eval on the same maze tasks, where task 1 now succeeds and task 3 fails.
     write_jsonl(
         root / "eval-b" / "trajectories.jsonl",
-        [maze(i, reward=float(i in (0, 1)), success=int(i in (0, 1))) for i in range(6)],
+        [maze(i, reward=float(i in (0, 1)), success=int(i in (0, 1))) for i in reversed(range(6))],
     )
     (root / "eval-b" / "results.json").write_text(json.dumps({"per_env": {}, "policy": {"policy": "hf"}}))
     # A rollout folder (no results.json), AgentTraj as a JSON list, and an unrelated JSON file.
@@ -231,7 +231,11 @@ async def test_filters_search_sort_and_paging(viewer: Any) -> None:
     assert (await page(f"run={store}&version=job-1.step-1"))["total"] == 4
     assert s["facets"]["versions"] == ["job-1.step-0", "job-1.step-1"]
     assert s["facets"]["iterations"] == [0, 1, 2]
-    # Sorting and paging.
+    # Sorting and paging. Key order is env, task, sample, iteration; arrival is the file's order.
+    b = runs["runs/eval-b"]["id"]
+    assert [e["task_id"] for e in (await page(f"run={b}"))["episodes"]] == [0, 1, 2, 3, 4, 5]
+    assert [e["task_id"] for e in (await page(f"run={b}&sort=arrival"))["episodes"]] == [5, 4, 3, 2, 1, 0]
+    assert [e["env"] for e in (await page(f"run={a}"))["episodes"]] == ["maze"] * 6 + ["wordle"] * 2
     by_reward = await page(f"run={a}&sort=-reward&per_page=3")
     assert [e["reward"] for e in by_reward["episodes"]] == [1.0, 1.0, 1.0]
     p1, p3 = await page(f"run={a}&per_page=3"), await page(f"run={a}&per_page=3&page=3")
@@ -403,3 +407,16 @@ def test_the_command_refuses_a_public_address_and_missing_paths(tmp_path: Path) 
     assert public.returncode == 2 and "--insecure" in public.stderr and "no authentication" in public.stderr
     missing = view(str(tmp_path / "nope"))
     assert missing.returncode == 2 and "no such file or folder" in missing.stderr
+
+
+async def test_runs_from_folders_of_the_same_name_keep_apart(tmp_path: Path) -> None:
+    for lab in ("lab-a", "lab-b"):
+        write_jsonl(tmp_path / lab / "trainer" / "expert.jsonl", [maze(1)])
+    async with _viewer([str(tmp_path / "lab-a" / "trainer"), str(tmp_path / "lab-b" / "trainer")]) as (
+        client,
+        _,
+    ):
+        assert set(await runs_by_title(client)) == {
+            "lab-a/trainer/expert.jsonl",
+            "lab-b/trainer/expert.jsonl",
+        }
