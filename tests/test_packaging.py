@@ -23,6 +23,8 @@ def test_wheel_contains_the_whole_namespace(tmp_path: Path) -> None:
         "agentgym/client/cli/__init__.py", "agentgym/client/cli/trainer.py", "agentgym/envs/maze.py",
         "agentgym/envs/textcraft/env.py", "agentgym/core/__init__.py", "agentgym/core/trajectory.py",
         "agentgym/core/chat.py", "agentgym/core/rpc.py", "agentgym/trainer/server.py", "agentgym/trainer/store.py",
+        "agentgym/client/view/server.py", "agentgym/client/view/static/index.html",
+        "agentgym/client/view/static/app.js", "agentgym/client/view/static/app.css",
     ):  # fmt: skip
         assert required in names, f"{required} missing from {wheel.name}"
     assert not any(n.startswith("tests/") for n in names)
