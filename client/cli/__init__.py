@@ -12,7 +12,18 @@ import sys
 
 from agentgym.core.logs import configure_logging
 
-SUBCOMMANDS = ["serve", "envs", "play", "conformance", "eval", "rollout", "policy", "trainer", "train", "view"]
+SUBCOMMANDS = [
+    "serve",
+    "envs",
+    "play",
+    "conformance",
+    "eval",
+    "rollout",
+    "policy",
+    "trainer",
+    "train",
+    "view",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
