@@ -25,4 +25,4 @@ async def test_node_server_passes_conformance(start_node: StartNode, execution: 
     results = await Suite(srv.address).run()
     failures = [f"{r.name}: {r.status} {r.detail}" for r in results if r.status != "PASS"]
     assert not failures, failures
-    assert len(results) == 18
+    assert len(results) == 20

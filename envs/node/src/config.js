@@ -31,6 +31,17 @@ export const DEFAULTS = Object.freeze({
   execution: {},
   // Per-env settings passed to the env class's configure(): {"sokoban": {"key": "value"}}.
   env_settings: {},
+  // TLS: the server's certificate chain and key (PEM files); both or neither.
+  tls_cert: null,
+  tls_key: null,
+  // Mutual TLS: clients must present a certificate signed by this CA (PEM); needs tls_cert.
+  tls_client_ca: null,
+  // Bearer tokens (one per line, # comments), re-read when the file changes; null: no token asked.
+  auth_token_file: null,
+  // Serve a non-loopback host with neither TLS nor a token (refused otherwise).
+  insecure: false,
+  // Prometheus metrics over HTTP on this port, on the same host; 0 picks a free one; null: off.
+  metrics_port: null,
 });
 
 const FLAGS = {
@@ -51,6 +62,12 @@ const FLAGS = {
   'env-setting': { type: 'string', multiple: true },
   'log-level': { type: 'string' },
   'log-format': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  'tls-client-ca': { type: 'string' },
+  'auth-token-file': { type: 'string' },
+  insecure: { type: 'boolean' },
+  'metrics-port': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 };
 
@@ -66,6 +83,15 @@ const NUMERIC = {
   grace: ['grace_s', 'float'],
   prewarm: ['prewarm', 'int'],
   'worker-start-timeout': ['worker_start_timeout_s', 'float'],
+  'metrics-port': ['metrics_port', 'int'],
+};
+
+// flag -> config key, for the file paths
+const PATHS = {
+  'tls-cert': 'tls_cert',
+  'tls-key': 'tls_key',
+  'tls-client-ca': 'tls_client_ca',
+  'auth-token-file': 'auth_token_file',
 };
 
 export const USAGE = `usage: node envs/node/src/main.js [options]
@@ -90,6 +116,14 @@ server reflection. Defaults are the Python server's.
   --env-setting ENV.KEY=VALUE    setting passed to an env's configure() (repeatable)
   --log-level LEVEL              debug, info, warning or error (default info)
   --log-format FORMAT            json or text (default json; env AGENTGYM_LOG_FORMAT)
+
+Security and metrics (see envs/node/README.md):
+  --tls-cert PEM --tls-key PEM   serve TLS with this certificate chain and key (clients: grpcs://)
+  --tls-client-ca PEM            mutual TLS: require client certificates signed by this CA
+  --auth-token-file FILE         require \`authorization: Bearer <token>\` metadata; one token per
+                                 line, # comments; re-read when the file changes (no restart)
+  --insecure                     allow a non-loopback --host with neither TLS nor a token
+  --metrics-port N               Prometheus metrics on http://HOST:N/metrics (0 picks a free port)
 `;
 
 function number(flag, text, kind) {
@@ -113,6 +147,10 @@ export function parseConfig(argv) {
     Object.assign(config, doc);
   }
   if (values.host !== undefined) config.host = values.host;
+  for (const [flag, key] of Object.entries(PATHS)) {
+    if (values[flag] !== undefined) config[key] = values[flag];
+  }
+  if (values.insecure) config.insecure = true;
   for (const [flag, [key, kind]] of Object.entries(NUMERIC)) {
     if (values[flag] !== undefined) config[key] = number(flag, values[flag], kind);
   }
@@ -159,6 +197,14 @@ export function validate(c) {
     [c.grace_s >= 0, 'grace_s must be >= 0'],
     [c.prewarm >= 0, 'prewarm must be >= 0'],
     [c.worker_start_timeout_s > 0, 'worker_start_timeout_s must be positive'],
+    [
+      c.metrics_port === null || (Number.isInteger(c.metrics_port) && c.metrics_port >= 0 && c.metrics_port <= 65535),
+      `metrics_port must be 0-65535 (0 picks a free one), got ${c.metrics_port}`,
+    ],
+    [c.metrics_port === null || c.metrics_port === 0 || c.metrics_port !== c.port, `metrics_port must differ from port (${c.port})`],
+    [Boolean(c.tls_cert) === Boolean(c.tls_key), 'tls_cert and tls_key go together: give both --tls-cert and --tls-key, or neither'],
+    [!c.tls_client_ca || Boolean(c.tls_cert), 'tls_client_ca (mutual TLS) needs the server side of TLS too: give --tls-cert and --tls-key'],
+    [typeof c.insecure === 'boolean', `insecure must be true or false, got ${JSON.stringify(c.insecure)}`],
     [
       Object.values(c.execution).every((v) => v === 'inline' || v === 'worker'),
       `execution overrides must be inline or worker: ${JSON.stringify(c.execution)}`,

@@ -11,6 +11,15 @@ import { Worker } from 'node:worker_threads';
 
 const WORKER_URL = new URL('./pool-worker.js', import.meta.url);
 
+// Told of each thread terminated with a job on it (aborted, crashed, exited): the server's metrics
+// count these. A hook rather than an import, since env code in worker threads loads this module too.
+let threadLost = null;
+
+/** Set (or, with null, clear) the function told of each thread lost with a job on it. */
+export function onThreadLost(fn) {
+  threadLost = fn;
+}
+
 export class AbortedError extends Error {
   constructor(message = 'the job was aborted') {
     super(message);
@@ -82,7 +91,10 @@ export class ThreadPool {
     if (job?.signal) job.signal.removeEventListener('abort', job.onAbort);
     if (!this.busy.delete(worker)) return;
     if (reusable && !this.closed) this.idle.push(worker);
-    else void worker.terminate();
+    else {
+      if (!reusable && !this.closed) threadLost?.();
+      void worker.terminate();
+    }
     this.#dispatch();
   }
 

@@ -19,6 +19,9 @@ export class EnvTimeout extends Error {}
 /** The env threw, or its worker thread died. */
 export class EnvCrashed extends Error {}
 
+/** The env's own code threw; the env (and its worker thread) is still there. */
+export class EnvRaised extends EnvCrashed {}
+
 function describe(err) {
   if (err instanceof Error) return `${err.name}: ${err.message}`;
   return String(err);
@@ -47,7 +50,7 @@ export class InlineRunner {
       return await Promise.race([Promise.resolve().then(() => fn({ signal: controller.signal })), timeout]);
     } catch (err) {
       if (err instanceof EnvTimeout || err instanceof EnvError) throw err;
-      throw new EnvCrashed(describe(err), { cause: err });
+      throw new EnvRaised(describe(err), { cause: err });
     } finally {
       clearTimeout(timer);
       this.inflight = null;
@@ -78,11 +81,12 @@ export class InlineRunner {
 
 /** A worker thread hosting one env instance at a time; see worker.js for its side. */
 export class WorkerRunner {
-  constructor(worker, envName, stepTimeoutS, onIdle) {
+  constructor(worker, envName, stepTimeoutS, onIdle, onLost = () => {}) {
     this.worker = worker;
     this.envName = envName;
     this.timeoutMs = stepTimeoutS * 1000;
     this.onIdle = onIdle; // takes back a healthy worker after a clean close
+    this.onLost = onLost; // told once if this thread dies or is terminated (the next episode gets a new one)
     this.nextId = 1;
     this.pending = new Map();
     this.dead = null; // why the thread is gone, once it is
@@ -125,12 +129,13 @@ export class WorkerRunner {
     clearTimeout(call.timer);
     if (reply.ok) call.resolve(reply.value);
     else if (reply.error.envError) call.reject(new EnvError(reply.error.message));
-    else call.reject(new EnvCrashed(`${reply.error.name}: ${reply.error.message}`));
+    else call.reject(new EnvRaised(`${reply.error.name}: ${reply.error.message}`));
   }
 
   #died(reason) {
     if (this.dead) return;
     this.dead = reason;
+    this.onLost(reason);
     for (const call of this.pending.values()) {
       clearTimeout(call.timer);
       call.reject(new EnvCrashed(reason));
@@ -196,11 +201,12 @@ export class WorkerRunner {
 
 /** Idle worker threads of one env, started ahead of demand and reused after clean episodes. */
 export class WarmWorkers {
-  constructor(envName, settings, config, log) {
+  constructor(envName, settings, config, log, onLost = () => {}) {
     this.envName = envName;
     this.settings = settings;
     this.config = config;
     this.log = log;
+    this.onLost = onLost; // a runner's thread died or was terminated
     this.idle = [];
     this.starting = 0;
     this.closed = false;
@@ -215,7 +221,7 @@ export class WarmWorkers {
       worker.guard = null;
     }
     this.prewarm();
-    return new WorkerRunner(worker, this.envName, this.config.step_timeout_s, (w) => this.#takeBack(w));
+    return new WorkerRunner(worker, this.envName, this.config.step_timeout_s, (w) => this.#takeBack(w), this.onLost);
   }
 
   #spawn() {

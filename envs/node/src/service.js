@@ -3,7 +3,8 @@
 import { readFileSync } from 'node:fs';
 import * as registry from './envs/registry.js';
 import { getLogger } from './log.js';
-import { closeSharedPool } from './pool.js';
+import { Metrics, SHARED_POOL } from './metrics.js';
+import { closeSharedPool, onThreadLost } from './pool.js';
 import { Code } from './proto.js';
 import { InlineRunner, WarmWorkers } from './runners.js';
 import { Session } from './session.js';
@@ -22,18 +23,23 @@ export class Capacity {
     this.livePerEnv = new Map([...perEnv.keys()].map((n) => [n, 0]));
   }
 
-  /** Take a slot, or return why not. */
+  /** Take a slot, or return why not: {reason (the limit's setting), message}. */
   acquire(env) {
     if (this.live >= this.total) {
-      return (
-        `server at capacity: ${this.live} of ${this.total} episodes live (max_episodes); ` +
-        'close finished episodes, retry later, or add a server'
-      );
+      return {
+        reason: 'max_episodes',
+        message:
+          `server at capacity: ${this.live} of ${this.total} episodes live (max_episodes); ` +
+          'close finished episodes, retry later, or add a server',
+      };
     }
     const live = this.livePerEnv.get(env);
     const limit = this.perEnv.get(env);
     if (live >= limit) {
-      return `env '${env}' at capacity: ${live} of ${limit} episodes live; close finished episodes, retry later, or add a server`;
+      return {
+        reason: 'max_episodes_per_env',
+        message: `env '${env}' at capacity: ${live} of ${limit} episodes live; close finished episodes, retry later, or add a server`,
+      };
     }
     this.live++;
     this.livePerEnv.set(env, live + 1);
@@ -55,7 +61,9 @@ class HostedEnv {
     this.execution = service.config.execution[cls.name] ?? cls.execution;
     this.warm =
       this.execution === 'worker'
-        ? new WarmWorkers(cls.name, service.config.env_settings[cls.name] ?? {}, service.config, log)
+        ? new WarmWorkers(cls.name, service.config.env_settings[cls.name] ?? {}, service.config, log, () =>
+            service.metrics.workerRestarts.inc({ env: cls.name }),
+          )
         : null;
   }
 
@@ -98,6 +106,9 @@ export class EnvService {
       perEnv.set(name, Math.min(...limits));
     }
     this.capacity = new Capacity(config.max_episodes, perEnv);
+    this.metrics = new Metrics(this.capacity);
+    // The pool is process-wide: its lost threads count for whichever service runs in this process.
+    onThreadLost(() => this.metrics.workerRestarts.inc({ env: SHARED_POOL }));
     this.sessions = new Set();
     this.draining = false;
     this.steps = 0;
@@ -159,6 +170,7 @@ export class EnvService {
     if (this.sweeper) clearInterval(this.sweeper);
     await Promise.all([...this.hosted.values()].map((h) => h.warm?.close()));
     await closeSharedPool();
+    onThreadLost(null);
   }
 
   // --- RPCs -----------------------------------------------------------------------------------------

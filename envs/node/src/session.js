@@ -7,8 +7,9 @@
 
 import { EnvError } from './envs/base.js';
 import { getLogger } from './log.js';
+import { NO_ENV, NOT_HOSTED } from './metrics.js';
 import { Code, CODE_NAME } from './proto.js';
-import { EnvCrashed, EnvTimeout } from './runners.js';
+import { EnvCrashed, EnvRaised, EnvTimeout } from './runners.js';
 
 const log = getLogger('agentgym.node.session');
 
@@ -61,6 +62,7 @@ export class Session {
     this.pumping = false;
     this.halfClosed = false;
     this.ended = false;
+    this.metrics = service.metrics;
   }
 
   // --- stream plumbing ------------------------------------------------------------------------
@@ -127,6 +129,7 @@ export class Session {
   /** End the stream from outside (idle timeout, shutdown): say why in band (id 0) and as the status. */
   endFromOutside(code, message) {
     if (this.ended) return;
+    this.metrics.errors.inc({ env: this.hosted?.name ?? NO_ENV, code: CODE_NAME[code] });
     this.call.write(errorResponse('0', code, message));
     void this.release(`${CODE_NAME[code]}: ${message}`, 'info');
     this.#finish(code, message);
@@ -141,8 +144,21 @@ export class Session {
       req = this.decode(raw);
     } catch (err) {
       const message = `could not parse a SessionRequest from ${raw.length} bytes: ${err.message}`;
+      this.metrics.errors.inc({ env: this.hosted?.name ?? NO_ENV, code: 'INVALID_ARGUMENT' });
       return { response: errorResponse('0', Code.INVALID_ARGUMENT, message), fatal: null };
     }
+    // The env a create names is known before it runs; it is a label only if this server hosts it.
+    const env =
+      req.kind === 'create' ? (this.service.hosted.has(req.create.env) ? req.create.env : NOT_HOSTED) : (this.hosted?.name ?? NO_ENV);
+    const out = await this.#dispatch(req);
+    const code = out.response.error ? CODE_NAME[out.response.error.code] : 'OK';
+    if (req.kind === 'create') this.metrics.creates.inc({ env, code });
+    else if (req.kind === 'step') this.metrics.steps.inc({ env, code });
+    if (code !== 'OK') this.metrics.errors.inc({ env, code });
+    return out;
+  }
+
+  async #dispatch(req) {
     const id = req.id ?? '0';
     this.busy = true;
     try {
@@ -194,6 +210,7 @@ export class Session {
     }
     const service = this.service;
     if (service.draining) {
+      this.metrics.refusals.inc({ env: service.hosted.has(c.env) ? c.env : NOT_HOSTED, reason: 'draining' });
       return errorResponse(id, Code.UNAVAILABLE, 'the server is shutting down and accepts no new episodes; use another server');
     }
     const hosted = service.hosted.get(c.env);
@@ -207,7 +224,10 @@ export class Session {
     const bad = this.#checkTask(id, hosted, c.task_id, c.options ?? {});
     if (bad) return bad;
     const refusal = service.capacity.acquire(hosted.name);
-    if (refusal) return errorResponse(id, Code.RESOURCE_EXHAUSTED, refusal);
+    if (refusal) {
+      this.metrics.refusals.inc({ env: hosted.name, reason: refusal.reason });
+      return errorResponse(id, Code.RESOURCE_EXHAUSTED, refusal.message);
+    }
     try {
       this.runner = await hosted.newRunner();
     } catch (err) {
@@ -263,6 +283,7 @@ export class Session {
     const cls = this.hosted.cls;
     const useSeed = seed ?? BigInt(cls.defaultSeed(taskId));
     let result;
+    const t0 = performance.now();
     try {
       result = await this.runner.reset(taskId, useSeed, { ...options });
     } catch (err) {
@@ -274,6 +295,8 @@ export class Session {
         throw new Fatal(Code.DEADLINE_EXCEEDED, `env '${cls.name}' reset of task ${taskId}: ${err.message}; the episode is over`, err);
       }
       throw new Fatal(Code.INTERNAL, `env '${cls.name}' failed in reset of task ${taskId}: ${err.message}; the episode is over`, err);
+    } finally {
+      this.metrics.resetSeconds.observe({ env: cls.name }, (performance.now() - t0) / 1000);
     }
     this.taskId = taskId;
     this.stepIndex = 0;
@@ -306,11 +329,13 @@ export class Session {
     if (action.length * 3 > limit) {
       const n = Buffer.byteLength(action, 'utf8');
       if (n > limit) {
+        this.metrics.refusals.inc({ env: this.hosted.cls.name, reason: 'max_action_bytes' });
         return errorResponse(id, Code.INVALID_ARGUMENT, `action is ${n} bytes; this server accepts at most ${limit} (max_action_bytes)`);
       }
     }
     const name = this.hosted.cls.name;
     let out;
+    const t0 = performance.now();
     try {
       out = await this.runner.step(action);
     } catch (err) {
@@ -318,6 +343,8 @@ export class Session {
         throw new Fatal(Code.DEADLINE_EXCEEDED, `env '${name}' step ${this.stepIndex + 1}: ${err.message}; the episode is over`, err);
       }
       throw new Fatal(Code.INTERNAL, `env '${name}' failed in step ${this.stepIndex + 1}: ${err.message}; the episode is over`, err);
+    } finally {
+      this.metrics.stepSeconds.observe({ env: name }, (performance.now() - t0) / 1000);
     }
     this.stepIndex += 1;
     this.last = this.#result(out);
@@ -341,6 +368,11 @@ export class Session {
     } catch (err) {
       if (err instanceof EnvTimeout) {
         throw new Fatal(Code.DEADLINE_EXCEEDED, `env '${cls.name}' expert: ${err.message}; the episode is over`, err);
+      }
+      if (err instanceof EnvRaised || err instanceof EnvError) {
+        // The expert has no action from this state; asking changed nothing, so the episode goes on.
+        const message = `env '${cls.name}' expert cannot act in this state: ${err.message}; the episode continues`;
+        return errorResponse(id, Code.FAILED_PRECONDITION, message);
       }
       throw new Fatal(Code.INTERNAL, `env '${cls.name}' expert failed: ${err.message}; the episode is over`, err);
     }

@@ -42,3 +42,20 @@ test('bad values are refused with a message', () => {
   assert.throws(() => parseConfig(['--env-setting', 'sokoban=1']), /ENV.KEY=VALUE/);
   assert.throws(() => parseConfig(['--no-such-flag']), /Unknown option/);
 });
+
+test('security and metrics flags', () => {
+  const { config } = parseConfig([
+    '--tls-cert', 'server.pem', '--tls-key', 'server.key', '--tls-client-ca', 'ca.pem',
+    '--auth-token-file', 'tokens', '--insecure', '--metrics-port', '9100',
+  ]);
+  assert.equal(config.tls_cert, 'server.pem');
+  assert.equal(config.tls_key, 'server.key');
+  assert.equal(config.tls_client_ca, 'ca.pem');
+  assert.equal(config.auth_token_file, 'tokens');
+  assert.equal(config.insecure, true);
+  assert.equal(config.metrics_port, 9100);
+  assert.throws(() => parseConfig(['--tls-cert', 'server.pem']), /give both --tls-cert and --tls-key/);
+  assert.throws(() => parseConfig(['--tls-client-ca', 'ca.pem']), /mutual TLS/);
+  assert.throws(() => parseConfig(['--metrics-port', '70000']), /metrics_port must be 0-65535/);
+  assert.throws(() => parseConfig(['--port', '9100', '--metrics-port', '9100']), /must differ from port/);
+});

@@ -2,7 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { AbortedError, ThreadPool } from '../src/pool.js';
+import { AbortedError, onThreadLost, ThreadPool } from '../src/pool.js';
 
 const JOBS = new URL('./pool-jobs.js', import.meta.url);
 
@@ -19,6 +19,8 @@ test('runs jobs and returns their results', async () => {
 
 test('an aborted job stops its thread; the pool keeps working', async () => {
   const pool = new ThreadPool(1);
+  let lost = 0; // what the server's agentgym_worker_restarts_total counts
+  onThreadLost(() => lost++);
   try {
     const controller = new AbortController();
     const spinning = pool.run(JOBS, 'spin', [], { signal: controller.signal });
@@ -26,7 +28,9 @@ test('an aborted job stops its thread; the pool keeps working', async () => {
     setTimeout(() => controller.abort(), 50);
     await assert.rejects(spinning, AbortedError);
     assert.equal(await queued, 25);
+    assert.equal(lost, 1);
   } finally {
+    onThreadLost(null);
     await pool.close();
   }
 });

@@ -6,6 +6,10 @@
 // - step "finish": observation "finished", reward 1, done, success.
 // - step "crash": the env throws (the server must answer INTERNAL and end the episode).
 // - step "hang": sleeps `hang_s` seconds (create option, default 60), past the step timeout.
+// - step "malformed" (not listed among the available actions): an outcome whose available actions
+//   are a number; the server's own code fails on it and must answer INTERNAL in band.
+// - step "stuck": echoed like any other action, but until the next step the expert cannot act
+//   (it throws): the server must answer FAILED_PRECONDITION and keep the episode.
 // - any other action: observation "echo ACTION step N", reward 0.
 // - expert: "finish".
 //
@@ -42,13 +46,16 @@ export class Conformance extends Env {
     }
     this.hangS = hang;
     this.steps = 0;
+    this.stuck = false;
     return outcome(`conformance task ${taskId} seed ${seed}`, { availableActions: ACTIONS });
   }
 
   step(action) {
     this.steps += 1;
+    this.stuck = action === 'stuck';
     if (action === 'finish') return outcome('finished', { reward: 1.0, done: true, success: true });
     if (action === 'crash') throw new Error('crash requested by the client');
+    if (action === 'malformed') return outcome('malformed', { availableActions: 7 });
     if (action === 'hang') {
       const ms = Math.max(0, this.hangS * 1000);
       if (isMainThread) {
@@ -61,6 +68,7 @@ export class Conformance extends Env {
   }
 
   expertAction() {
+    if (this.stuck) throw new Error("the expert has no action after 'stuck'");
     return 'finish';
   }
 }
