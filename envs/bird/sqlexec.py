@@ -2,7 +2,9 @@
 
 Four fences, each enough on its own to stop a write: the file is opened with `mode=ro`, the
 connection is `query_only`, an authorizer allows only reading, and ATTACH is refused (so no other
-file can be reached). A progress handler stops a statement that runs past its time limit (a
+file can be reached). The authorizer also allows only SQLite's own functions (ALLOWED_FUNCTIONS):
+a build's extra functions are not for agents (fts3_tokenizer hands out a pointer into the process,
+load_extension loads code). A progress handler stops a statement that runs past its time limit (a
 runaway recursive CTE, a huge cross join), at most `max_rows` rows and 64 MB of values are read
 back, and SQLite's own limits cap the size of any one value and of the statement text.
 """
@@ -18,6 +20,22 @@ from typing import Any
 # Authorizer actions a read-only query needs. Everything else (INSERT, UPDATE, DELETE, CREATE,
 # DROP, ALTER, ATTACH, PRAGMA, transactions, ...) is denied.
 _ALLOWED = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
+# The functions a query may call: SQLite's core scalar, aggregate, date and time, window and math
+# functions (sqlite.org/lang_corefunc.html, lang_aggfunc, lang_datefunc, windowfunctions, lang_mathfunc),
+# which cover what BIRD's gold queries use. Not allowed: introspection (sqlite_version, changes,
+# last_insert_rowid, ...), extension loading, FTS/R-tree/JSON and anything else a build adds.
+ALLOWED_FUNCTIONS = frozenset(
+    """
+abs char coalesce concat concat_ws format glob hex ifnull iif instr length like likelihood likely
+lower ltrim max min nullif octet_length printf quote random randomblob replace round rtrim sign
+soundex substr substring trim typeof unhex unicode unlikely upper zeroblob
+avg count group_concat string_agg sum total
+date time datetime julianday unixepoch strftime timediff current_date current_time current_timestamp
+row_number rank dense_rank percent_rank cume_dist ntile lag lead first_value last_value nth_value
+acos acosh asin asinh atan atan2 atanh ceil ceiling cos cosh degrees exp floor ln log log10 log2 mod
+pi pow power radians sin sinh sqrt tan tanh trunc
+""".split()
+)
 # Names of the authorizer's action codes, to say what was refused.
 _ACTION_NAMES = {
     getattr(sqlite3, f"SQLITE_{name}"): name.replace("_", " ").lower()
@@ -65,8 +83,14 @@ def run_query(path: str | Path, sql: str, limits: Limits) -> list[tuple[Any, ...
     except sqlite3.Error as exc:
         raise QueryError(f"cannot open the database: {exc}") from None
     refused: list[str] = []
+    functions: list[str] = []  # called, and not allowed
 
-    def authorize(action: int, *_: object) -> int:
+    def authorize(action: int, arg1: str | None, arg2: str | None, *_: object) -> int:
+        if action == sqlite3.SQLITE_FUNCTION:  # arg2: the function's name
+            if (arg2 or "").lower() in ALLOWED_FUNCTIONS:
+                return sqlite3.SQLITE_OK
+            functions.append(arg2 or "?")
+            return sqlite3.SQLITE_DENY
         if action in _ALLOWED:
             return sqlite3.SQLITE_OK
         refused.append(_ACTION_NAMES.get(action, str(action)))
@@ -98,6 +122,11 @@ def run_query(path: str | Path, sql: str, limits: Limits) -> list[tuple[Any, ...
     except QueryError:
         raise
     except sqlite3.Error as exc:
+        if functions:
+            raise QueryError(
+                f"the function {functions[0]}() is not allowed: use SQLite's built-in scalar, aggregate, "
+                "date and time, window and math functions."
+            ) from None
         if refused:
             words = sql.split()
             kind = words[0].upper() if words and words[0].isalpha() else "this"
