@@ -1,12 +1,16 @@
-"""gRPC plumbing every process of the fabric shares: one server set-up, handlers and method paths
-taken from the .proto descriptors (never typed by hand), the implementation name.
+"""gRPC plumbing every process of the fabric shares: one server set-up (with its TLS and bearer
+tokens, core/security.py), handlers and method paths taken from the .proto descriptors (never typed
+by hand), the implementation name.
 
-    server = await RpcServer.start("127.0.0.1:0", [handler(tpb.DESCRIPTOR.services_by_name[...], impl)])
+    server = await RpcServer.start("127.0.0.1:0", [handler(tpb.DESCRIPTOR.services_by_name[...], impl)],
+                                   options, ServerSecurity.from_flags(auth_token_file="tokens"))
     call = unary_unary(channel, tpb.DESCRIPTOR.services_by_name["TrajectoryService"], "Stats")
 """
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from importlib import metadata
@@ -14,9 +18,12 @@ from typing import Any
 
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.message import DecodeError
 from google.protobuf.message_factory import GetMessageClass
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+
+from agentgym.core.security import ServerSecurity
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +58,49 @@ def _passthrough(data: bytes) -> bytes:
     return data
 
 
+class _Unparseable:
+    """Stands for request bytes that are not the method's message (grpc would answer UNKNOWN)."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def _parser(cls: Any) -> Callable[[bytes], Any]:
+    def parse(data: bytes) -> Any:
+        try:
+            return cls.FromString(data)
+        except DecodeError as exc:
+            return _Unparseable(f"could not parse a {cls.DESCRIPTOR.name} from {len(data)} bytes: {exc}")
+
+    return parse
+
+
+def _refusing_garbage(behavior: Callable[..., Any]) -> Callable[..., Any] | None:
+    """`behavior` (one request in), answering INVALID_ARGUMENT to bytes that did not parse; None for
+    a behavior of a kind it cannot wrap (not async)."""
+    if inspect.isasyncgenfunction(behavior):
+
+        async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            if isinstance(request, _Unparseable):
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
+            async with contextlib.aclosing(behavior(request, context)) as items:
+                async for item in items:
+                    yield item
+
+        return stream
+    if inspect.iscoroutinefunction(behavior):
+
+        async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            if isinstance(request, _Unparseable):
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
+            return await behavior(request, context)
+
+        return call
+    return None
+
+
 _FACTORIES = {
     (False, False): grpc.unary_unary_rpc_method_handler,
     (False, True): grpc.unary_stream_rpc_method_handler,
@@ -71,9 +121,13 @@ def handler(
     handlers = {}
     for m in service.methods:
         plain = m.name in raw
+        behavior, parse = methods[m.name], _passthrough if plain else GetMessageClass(m.input_type).FromString
+        # A request that does not parse answers INVALID_ARGUMENT, as a Session's garbage does.
+        if not plain and not m.client_streaming and (checked := _refusing_garbage(behavior)):
+            behavior, parse = checked, _parser(GetMessageClass(m.input_type))
         handlers[m.name] = _FACTORIES[(m.client_streaming, m.server_streaming)](
-            methods[m.name],
-            request_deserializer=_passthrough if plain else GetMessageClass(m.input_type).FromString,
+            behavior,
+            request_deserializer=parse,
             response_serializer=_passthrough if plain else GetMessageClass(m.output_type).SerializeToString,
         )
     return grpc.method_handlers_generic_handler(service.full_name, handlers)
@@ -102,14 +156,16 @@ def stub(
 
 
 class RpcServer:
-    """A grpc.aio server with our handlers, standard health checking and reflection."""
+    """A grpc.aio server with our handlers, standard health checking and reflection; TLS and bearer
+    tokens as `security` says (health stays open; reflection needs a token like everything else)."""
 
     def __init__(self, server: grpc.aio.Server, health_servicer: health.aio.HealthServicer, port: int,
-                 services: list[str]) -> None:  # fmt: skip
+                 services: list[str], security: ServerSecurity | None = None) -> None:  # fmt: skip
         self.server = server
         self.health = health_servicer
         self.port = port
         self.services = services
+        self.security = security or ServerSecurity()
 
     @classmethod
     async def start(
@@ -117,16 +173,25 @@ class RpcServer:
         address: str,
         handlers: list[tuple[ServiceDescriptor, grpc.GenericRpcHandler]],
         options: list[tuple[str, int]],
+        security: ServerSecurity | None = None,
     ) -> RpcServer:
-        """Bind `address` (port 0 picks one) and serve; OSError when it cannot bind."""
-        server = grpc.aio.server(options=options)
+        """Bind `address` (port 0 picks one) and serve; OSError when it cannot bind, SecurityError
+        (a ValueError) for an unsafe bind or an unreadable certificate or token file."""
+        security = security or ServerSecurity()
+        security.check(address.rpartition(":")[0])
+        server = grpc.aio.server(options=options, interceptors=security.interceptors())
         server.add_generic_rpc_handlers(tuple(h for _, h in handlers))
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         names = [d.full_name for d, _ in handlers]
         reflection.enable_server_reflection((*names, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+        credentials = security.credentials()
         try:
-            port = server.add_insecure_port(address)
+            port = (
+                server.add_secure_port(address, credentials)
+                if credentials
+                else server.add_insecure_port(address)
+            )
         except RuntimeError:
             port = 0
         if port == 0:
@@ -136,7 +201,7 @@ class RpcServer:
         await server.start()
         for name in ("", *names):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-        return cls(server, health_servicer, port, names)
+        return cls(server, health_servicer, port, names, security)
 
     async def stop(self, grace_s: float | None) -> None:
         await self.server.stop(grace_s)
