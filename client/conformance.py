@@ -18,6 +18,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from agentgym.core.security import ClientSecurity, connect
 from agentgym.v1 import env_pb2 as pb
 
 SERVICE = "agentgym.v1.EnvService"
@@ -126,9 +127,10 @@ def _expect_error(resp: pb.SessionResponse, code: Code, what: str) -> None:
 
 
 class Suite:
-    def __init__(self, address: str, timeout_s: float = 10.0) -> None:
+    def __init__(self, address: str, timeout_s: float = 10.0, security: ClientSecurity | None = None) -> None:
         self.address = address
         self.timeout_s = timeout_s
+        self.security = security  # TLS for grpcs://, the bearer token on every call (core/security.py)
         self.channel: grpc.aio.Channel
         self.info: pb.ListEnvsResponse
         self.results: list[CheckResult] = []
@@ -415,7 +417,20 @@ class Suite:
         r = await s.create(env, 0)
         _expect(r.WhichOneof("kind") == "created", "stream unusable after garbage")
         await s.close()
-        return "unparseable bytes and empty requests: INVALID_ARGUMENT in band; stream still usable"
+        list_envs = self.channel.unary_unary(f"/{SERVICE}/ListEnvs")  # raw bytes both ways
+        try:
+            await list_envs(b"\xff\xff\xff\xff not a protobuf", timeout=self.timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            _expect(
+                exc.code() == grpc.StatusCode.INVALID_ARGUMENT,
+                f"garbage on ListEnvs should answer INVALID_ARGUMENT, got {exc.code().name}: {exc.details()}",
+            )
+        else:
+            raise CheckFailed("garbage on ListEnvs was answered as if it were a request")
+        return (
+            "unparseable bytes and empty requests: INVALID_ARGUMENT in band; stream still usable; "
+            "garbage on ListEnvs: INVALID_ARGUMENT"
+        )
 
     async def check_env_crash(self) -> str:
         self.has_fixture()
@@ -440,6 +455,60 @@ class Suite:
             await other.close()
         await self.wait_live(FIXTURE, before, 2.0)
         return "INTERNAL naming the env, stream ended, other episode unaffected, env freed"
+
+    async def check_server_error(self) -> str:
+        # The fixture's "malformed" step returns an outcome the server's own code cannot encode:
+        # the stand-in for a bug of the server. It must fail like an env crash (INTERNAL in band,
+        # then the stream ends with INTERNAL), not end the stream with UNKNOWN and nothing in band.
+        self.has_fixture()
+        before = await self.live(FIXTURE)
+        other = Stream(self.channel)
+        try:
+            await other.create(FIXTURE, 1)
+            s = Stream(self.channel)
+            await s.create(FIXTURE, 0)
+            step_id = await s.send(step=pb.StepRequest(action="malformed"))
+            try:
+                r = await s.recv()
+            except CheckFailed:
+                raise CheckFailed(
+                    f"no in-band error: the stream ended with {(await s.call.code()).name} "
+                    f"({await s.call.details()!r}); a server error must be answered INTERNAL in band"
+                ) from None
+            _expect(r.id == step_id, f"response id {r.id} does not echo request id {step_id}")
+            _expect_error(r, Code.INTERNAL, "server error in a step")
+            status = await _stream_status(s)
+            _expect(status == Code.INTERNAL, f"stream not ended with INTERNAL ({status.name})")
+            r = await other.step("ping")
+            _expect(r.WhichOneof("kind") == "step", "another episode was affected by the server error")
+        finally:
+            await other.close()
+        await self.wait_live(FIXTURE, before, 2.0)
+        return "INTERNAL in band, stream ended with INTERNAL, other episode unaffected, env freed"
+
+    async def check_expert_cannot_act(self) -> str:
+        # After the fixture's "stuck" step its expert raises: an expert with no action here is a
+        # precondition, not a failure; the episode goes on.
+        self.has_fixture()
+        s = Stream(self.channel)
+        await s.create(FIXTURE, 0)
+        r = await s.step("stuck")
+        _expect(r.WhichOneof("kind") == "step", f"step 'stuck' answered {r.WhichOneof('kind')}")
+        _expect_error(
+            await s.ask(expert=pb.ExpertRequest()), Code.FAILED_PRECONDITION, "expert that cannot act"
+        )
+        r = await s.step("ping")
+        _expect(
+            r.WhichOneof("kind") == "step" and r.step.step_index == 2,
+            f"the episode did not go on after its expert could not act: {r}",
+        )
+        r = await s.ask(expert=pb.ExpertRequest())
+        _expect(
+            r.WhichOneof("kind") == "expert" and r.expert.action == "finish",
+            f"the expert did not act again after the next step: {r}",
+        )
+        await s.close()
+        return "FAILED_PRECONDITION in band; the episode goes on and the expert acts again"
 
     async def check_env_hang(self) -> str:
         self.has_fixture()
@@ -550,6 +619,8 @@ class Suite:
             ("error: empty/oversize action", self.check_bad_actions),
             ("error: garbage bytes", self.check_garbage),
             ("error: env raises", self.check_env_crash),
+            ("error: server error in a step", self.check_server_error),
+            ("error: expert cannot act", self.check_expert_cannot_act),
             ("error: env hangs", self.check_env_hang),
             ("capacity refusal", self.check_capacity),
             ("vanished client frees its episode", self.check_vanished_client),
@@ -557,7 +628,7 @@ class Suite:
         ]
 
     async def run(self, only: set[str] | None = None) -> list[CheckResult]:
-        async with grpc.aio.insecure_channel(self.address) as channel:
+        async with connect(self.address, self.security) as channel:
             self.channel = channel
             try:
                 self.info = await self.list_envs()
@@ -588,5 +659,7 @@ class Suite:
         return self.results
 
 
-def run_suite(address: str, only: set[str] | None = None) -> list[CheckResult]:
-    return asyncio.run(Suite(address).run(only))
+def run_suite(
+    address: str, only: set[str] | None = None, security: ClientSecurity | None = None
+) -> list[CheckResult]:
+    return asyncio.run(Suite(address, security=security).run(only))

@@ -85,8 +85,13 @@ class Env(ABC):
     # Score at or above which an episode is a success (AgentEvol's filter threshold).
     success_threshold: ClassVar[float] = 1.0
     execution: ClassVar[Execution] = "thread"
-    # Most live episodes of this env per server, or None for the server's global limit.
+    # Most live episodes of this env per server. None: the server's limits, and for an env that
+    # needs memory per episode (below; every `process` env) as many as the host's memory holds.
     max_episodes: ClassVar[int | None] = None
+    # Memory one live episode takes, in MB (its worker process included for `process` envs), from
+    # which the server derives the env's capacity: available memory / this, shared between the
+    # server processes of the host. None: a `process` env is budgeted a plain worker process.
+    episode_memory_mb: ClassVar[int | None] = None
     # Create options this env accepts: name -> one-line help. Unknown options are refused.
     create_options: ClassVar[Mapping[str, str]] = {}
     # Hidden envs (test fixtures) are hosted only when named explicitly.

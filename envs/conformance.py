@@ -9,6 +9,11 @@ Behaviour (other languages implement the same):
 - step "finish": observation "finished", reward 1, done, success.
 - step "crash": the env raises (the server must answer INTERNAL and end the episode).
 - step "hang": sleeps `hang_s` seconds (create option, default 60), past the step timeout.
+- step "malformed" (not listed among the available actions): the env returns an outcome whose
+  available actions are a number, not a list. The server's own code fails on it (the stand-in for
+  a bug of the server): it must answer INTERNAL in band and end the stream, as for an env crash.
+- step "stuck": echoed like any other action, but until the next step the expert cannot act (it
+  raises): the server must answer FAILED_PRECONDITION and keep the episode.
 - any other action: observation "echo ACTION step N", reward 0.
 - expert: "finish".
 """
@@ -44,18 +49,24 @@ class Conformance(Env):
         except ValueError:
             raise EnvError(f"hang_s must be a number of seconds, got {options['hang_s']!r}") from None
         self.steps = 0
+        self.stuck = False
         return Outcome(f"conformance task {task_id} seed {seed}", available_actions=ACTIONS)
 
     def step(self, action: str) -> Outcome:
         self.steps += 1
+        self.stuck = action == "stuck"
         if action == "finish":
             return Outcome("finished", reward=1.0, done=True, success=True)
         if action == "crash":
             raise RuntimeError("crash requested by the client")
+        if action == "malformed":
+            return Outcome("malformed", available_actions=7)  # type: ignore[arg-type]
         if action == "hang":
             time.sleep(self.hang_s)
             return Outcome("woke up", available_actions=ACTIONS)
         return Outcome(f"echo {action} step {self.steps}", available_actions=ACTIONS)
 
     def expert_action(self) -> str:
+        if self.stuck:
+            raise RuntimeError("the expert has no action after 'stuck'")
         return "finish"

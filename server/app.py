@@ -11,18 +11,17 @@ import signal
 from dataclasses import replace
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_health.v1 import health
 
+from agentgym.core.metrics import MetricsServer, start_metrics_server
+from agentgym.core.rpc import RpcServer, handler
 from agentgym.server.config import ServerConfig
-from agentgym.server.service import SERVICE_NAME, EnvService
+from agentgym.server.service import EnvService
 from agentgym.v1 import env_pb2 as pb
 
 log = logging.getLogger(__name__)
 
-
-def _passthrough(data: bytes) -> bytes:
-    return data
+_DESCRIPTOR = pb.DESCRIPTOR.services_by_name["EnvService"]
 
 
 class Server:
@@ -41,6 +40,7 @@ class Server:
         self.grpc_server = grpc_server
         self.health = health_servicer
         self.port = port
+        self.metrics: MetricsServer | None = None  # the Prometheus exposition (metrics_port)
 
     @property
     def address(self) -> str:
@@ -66,50 +66,41 @@ class Server:
             ("grpc.server.max_pending_requests", 1 << 20),
             ("grpc.server.max_pending_requests_hard_limit", 1 << 20),
         ]
-        server = grpc.aio.server(options=options)
-        handler = grpc.method_handlers_generic_handler(
-            SERVICE_NAME,
-            {
-                "ListEnvs": grpc.unary_unary_rpc_method_handler(
-                    service.list_envs,
-                    request_deserializer=pb.ListEnvsRequest.FromString,
-                    response_serializer=pb.ListEnvsResponse.SerializeToString,
-                ),
-                # Raw bytes both ways: the session parses requests itself, so bytes that are not a
-                # SessionRequest get an in-band INVALID_ARGUMENT instead of a dead stream.
-                "Session": grpc.stream_stream_rpc_method_handler(
-                    service.session, request_deserializer=_passthrough, response_serializer=_passthrough
-                ),
-            },
-        )
-        server.add_generic_rpc_handlers((handler,))
-        health_servicer = health.aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-        reflection.enable_server_reflection(
-            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-        )
+        # The one server set-up (core/rpc.py): health, reflection, TLS and bearer tokens. Session
+        # takes and gives raw bytes: the session parses requests itself, so bytes that are not a
+        # SessionRequest get an in-band INVALID_ARGUMENT instead of a dead stream.
+        methods = {"ListEnvs": service.list_envs, "Session": service.session}
         try:
-            port = server.add_insecure_port(config.address)
-        except RuntimeError:
-            port = 0
-        if port == 0:
+            rpc = await RpcServer.start(
+                config.address, [(_DESCRIPTOR, handler(_DESCRIPTOR, methods, raw=["Session"]))], options,
+                config.security,
+            )  # fmt: skip
+        except BaseException:
             await service.close()
-            raise OSError(
-                f"could not bind {config.address}: the port is in use, or the host is not an address of this machine"
-            )
-        await server.start()
+            raise
+        server, health_servicer, port = rpc.server, rpc.health, rpc.port
+        metrics = None
+        if config.metrics_port is not None:
+            try:
+                metrics = start_metrics_server(config.metrics_port, config.host)
+            except OSError:
+                await rpc.stop(0)
+                await service.close()
+                raise
         service.start_background()
-        for name in ("", SERVICE_NAME):
-            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info(
             "server started",
             extra={
                 "address": replace(config, port=port).address,
                 "envs": sorted(service.hosted),
                 "max_episodes": config.max_episodes,
+                "security": rpc.security.describe(),
+                "metrics_port": metrics.port if metrics else None,
             },
         )
-        return cls(config, service, server, health_servicer, port)
+        srv = cls(config, service, server, health_servicer, port)
+        srv.metrics = metrics
+        return srv
 
     async def stop(self, grace_s: float | None = None) -> None:
         """Graceful: health turns NOT_SERVING and creates are refused (UNAVAILABLE); live episodes
@@ -120,6 +111,8 @@ class Server:
         await self.service.drain()
         await self.grpc_server.stop(0)
         await self.service.close()
+        if self.metrics is not None:
+            self.metrics.close()
         log.info("server stopped", extra={"address": self.address})
 
     async def wait(self) -> None:
@@ -153,6 +146,10 @@ def _run(config: ServerConfig, reuse_port: bool) -> None:
     asyncio.run(serve_forever(config, reuse_port=reuse_port))
 
 
+def _worker_metrics_port(port: int | None, index: int) -> int | None:
+    return port + index if port else port
+
+
 def serve(config: ServerConfig, log_config: dict[str, object] | None = None) -> None:
     """Blocking entry point of `agentgym serve`. With `workers > 1`, that many processes share the
     port (SO_REUSEPORT), each with an even share of the episode limits."""
@@ -164,14 +161,24 @@ def serve(config: ServerConfig, log_config: dict[str, object] | None = None) -> 
     share = replace(
         config,
         workers=1,
+        processes_per_host=config.processes_per_host * n,  # memory-derived limits: a share each
         max_episodes=max(1, config.max_episodes // n),
         max_episodes_per_env=None
         if config.max_episodes_per_env is None
         else max(1, config.max_episodes_per_env // n),
     )
     ctx = multiprocessing.get_context("spawn")
+    # Each worker serves its own metrics on metrics_port + i (0: each a free port): simpler and
+    # sturdier than prometheus_client's multiprocess mode (shared files, gauge merge modes).
     procs = [
-        ctx.Process(target=_run_worker, args=(share, log_config or {}), name=f"agentgym-serve-{i}")
+        ctx.Process(
+            target=_run_worker,
+            args=(
+                replace(share, metrics_port=_worker_metrics_port(config.metrics_port, i)),
+                log_config or {},
+            ),
+            name=f"agentgym-serve-{i}",
+        )
         for i in range(n)
     ]
     for p in procs:

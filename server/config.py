@@ -8,6 +8,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from agentgym.core.security import ServerSecurity, require_safe_bind
+
 
 @dataclass
 class ServerConfig:
@@ -19,11 +21,15 @@ class ServerConfig:
     max_episodes: int = 20_000
     # Live episodes per env (an env may declare a lower limit of its own).
     max_episodes_per_env: int | None = None
-    # A step/reset/expert call longer than this ends its episode with DEADLINE_EXCEEDED (thread and
-    # process envs; inline envs are bounded by construction).
+    # A step call longer than this ends its episode with DEADLINE_EXCEEDED (thread and process envs;
+    # inline envs are bounded by construction). Only the env's own time counts, not time spent
+    # waiting for a free thread.
     step_timeout_s: float = 30.0
     # An expert call (a planner, a solver) may take longer than a step: its own limit.
     expert_timeout_s: float = 120.0
+    # A reset (loading a game, translating it, starting an engine) may take much longer than a
+    # step, the more so on a loaded host: its own limit.
+    reset_timeout_s: float = 120.0
     # An episode with no request for this long is freed (DEADLINE_EXCEEDED). 0 disables.
     idle_timeout_s: float = 600.0
     # Largest gRPC message either way.
@@ -34,6 +40,10 @@ class ServerConfig:
     threads: int = field(default_factory=lambda: min(32, (os.cpu_count() or 1) + 4))
     # Server processes sharing the port (SO_REUSEPORT); limits are split evenly between them.
     workers: int = 1
+    # Server processes sharing this host's memory: limits derived from memory (process envs: free
+    # memory / the env's memory per episode) are divided by it. `serve` multiplies it by `workers`
+    # in each of its processes; set it when running several servers side by side on one host.
+    processes_per_host: int = 1
     # On shutdown, live episodes get this long to finish before their streams are ended.
     grace_s: float = 10.0
     # Worker processes kept started ahead of demand, per `process` env.
@@ -44,11 +54,30 @@ class ServerConfig:
     execution: dict[str, str] = field(default_factory=dict)
     # Per-env settings passed to Env.configure: {"alfworld": {"data_dir": "..."}}.
     env_settings: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Prometheus metrics at http://HOST:PORT/metrics (docs/metrics.md); None: none, 0: a free port.
+    # With `workers` > 1, worker i serves them on metrics_port + i.
+    metrics_port: int | None = None
+    # TLS (PEM files; docs/security.md): certificate and key, and the CA client certificates must be
+    # signed by (mutual TLS). None: plaintext.
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
+    # Bearer tokens callers must present, one a line (re-read when the file changes). None: no token.
+    auth_token_file: str | None = None
+    # Serve a non-loopback host with neither TLS nor a token (refused otherwise).
+    insecure: bool = False
 
     @property
     def address(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
+
+    @property
+    def security(self) -> ServerSecurity:
+        """What callers must present (SecurityError, a ValueError, for flags that do not go together)."""
+        return ServerSecurity.from_flags(
+            self.tls_cert, self.tls_key, self.tls_client_ca, self.auth_token_file, self.insecure
+        )
 
     def validate(self) -> None:
         checks = [
@@ -60,12 +89,21 @@ class ServerConfig:
             ),
             (self.step_timeout_s > 0, "step_timeout_s must be positive"),
             (self.expert_timeout_s > 0, "expert_timeout_s must be positive"),
+            (self.reset_timeout_s > 0, "reset_timeout_s must be positive"),
             (self.idle_timeout_s >= 0, "idle_timeout_s must be >= 0 (0 disables it)"),
             (self.max_action_bytes >= 1, "max_action_bytes must be at least 1"),
             (self.max_message_bytes >= 1024, "max_message_bytes must be at least 1024"),
             (self.threads >= 1, "threads must be at least 1"),
             (self.workers >= 1, "workers must be at least 1"),
+            (self.processes_per_host >= 1, "processes_per_host must be at least 1"),
             (self.grace_s >= 0, "grace_s must be >= 0"),
+            (
+                self.metrics_port is None
+                or self.metrics_port == 0
+                or 1 <= self.metrics_port <= 65536 - self.workers,
+                f"metrics_port must be 0-{65536 - self.workers} (worker i uses metrics_port + i), "
+                f"got {self.metrics_port}",
+            ),
             (
                 all(v in ("inline", "thread", "process") for v in self.execution.values()),
                 f"execution overrides must be inline, thread or process: {self.execution}",
@@ -74,6 +112,8 @@ class ServerConfig:
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+        security = self.security
+        require_safe_bind(self.host, security.tls, security.token_file, security.insecure)
 
     @classmethod
     def from_file(cls, path: str | Path) -> ServerConfig:

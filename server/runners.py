@@ -1,8 +1,10 @@
 """Where an episode's env code runs: on the event loop, in a thread, or in a worker process.
 
-Every runner offers the same async methods. Failures surface as two exceptions the session maps
-to statuses: `EnvCrashed` (the env raised, or its process died: INTERNAL) and `EnvTimeout` (a
-call exceeded the step timeout: DEADLINE_EXCEEDED). Either one ends the episode.
+Every runner offers the same async methods. Failures surface as exceptions the session maps to
+statuses: `EnvCrashed` (its process died: INTERNAL), `EnvRaised` (an `EnvCrashed`: the env's own
+code raised, its process, if any, lives on) and `EnvTimeout` (a call exceeded its limit:
+DEADLINE_EXCEEDED). Each limit (step, reset, expert) counts the env's own time only: a call that
+waits for a free thread has that wait reported beside the limit, never counted against it.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ import os
 import pickle
 import struct
 import sys
+import time
 from collections import deque
 from collections.abc import Mapping
 from concurrent.futures import Executor
 from typing import Any
 
+from agentgym.core import metrics
 from agentgym.envs.base import Env, EnvError, Outcome
 
 log = logging.getLogger(__name__)
@@ -27,8 +31,21 @@ class EnvCrashed(Exception):
     """The env's code raised, or its worker process died."""
 
 
+class EnvRaised(EnvCrashed):
+    """The env's code raised; the env (and its worker process) is still there."""
+
+
 class EnvTimeout(Exception):
-    """An env call took longer than the step timeout."""
+    """An env call took longer than its limit. `queued_s`: how long it first waited for a thread."""
+
+    def __init__(self, message: str, queued_s: float = 0.0) -> None:
+        super().__init__(message)
+        self.queued_s = queued_s
+
+
+# While a call waits for a free thread, how often to look whether it has started (its limit runs
+# from then). Only calls that outlast their limit look at all.
+_QUEUE_POLL_S = 0.05
 
 
 def _describe(exc: BaseException) -> str:
@@ -79,52 +96,69 @@ class LocalRunner(Runner):
         timeout_s: float,
         inline: bool,
         expert_timeout_s: float | None = None,
+        reset_timeout_s: float | None = None,
     ) -> None:
         self.env_name = cls.name
         self.inline = inline
         self.executor = executor
         self.timeout_s = timeout_s
         self.expert_timeout_s = expert_timeout_s or timeout_s
+        self.reset_timeout_s = reset_timeout_s or timeout_s
         self.env = cls()
         self._running: asyncio.Future[Any] | None = None
 
-    async def _call(self, fn: Any, *args: Any, inline: bool, timeout_s: float | None = None) -> Any:
+    async def _call(self, fn: Any, *args: Any, inline: bool, limit: float, what: str) -> Any:
         if inline:
             try:
                 return fn(*args)
             except EnvError:
                 raise
             except Exception as exc:
-                raise EnvCrashed(_describe(exc)) from exc
-        fut = asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+                raise EnvRaised(_describe(exc)) from exc
+        started: list[float] = []  # when a thread picked the call up
+
+        def run(*a: Any) -> Any:
+            started.append(time.monotonic())
+            return fn(*a)
+
+        submitted = time.monotonic()
+        # Wrapped to record how long the call waits for a free thread (THREAD_QUEUE_SECONDS).
+        fut = asyncio.get_running_loop().run_in_executor(
+            self.executor, metrics.queued(run, self.env_name), *args
+        )
         self._running = fut
-        limit = timeout_s or self.timeout_s
         try:
-            return await asyncio.wait_for(asyncio.shield(fut), limit)
-        except TimeoutError:
-            what = "expert timeout" if timeout_s else "step timeout"
-            raise EnvTimeout(f"call took longer than the {limit:g}s {what}") from None
-        except EnvError:
+            return await _own_time(fut, started, submitted, limit, what)
+        except (EnvError, EnvTimeout):
             raise
         except Exception as exc:
-            raise EnvCrashed(_describe(exc)) from exc
+            raise EnvRaised(_describe(exc)) from exc
         finally:
             if fut.done():
                 self._running = None
 
     async def reset(self, task_id: int, seed: int, options: Mapping[str, str]) -> tuple[Outcome, str]:
         result: tuple[Outcome, str] = await self._call(
-            _reset, self.env, task_id, seed, options, inline=self.inline
+            _reset,
+            self.env,
+            task_id,
+            seed,
+            options,
+            inline=self.inline,
+            limit=self.reset_timeout_s,
+            what="reset",
         )
         return result
 
     async def step(self, action: str) -> Outcome:
-        result: Outcome = await self._call(self.env.step, action, inline=self.inline)
+        result: Outcome = await self._call(
+            self.env.step, action, inline=self.inline, limit=self.timeout_s, what="step"
+        )
         return result
 
     async def expert(self) -> tuple[str, str]:
         result: tuple[str, str] = await self._call(
-            _expert, self.env, inline=False, timeout_s=self.expert_timeout_s
+            _expert, self.env, inline=False, limit=self.expert_timeout_s, what="expert"
         )
         return result
 
@@ -138,6 +172,33 @@ class LocalRunner(Runner):
             _close_quietly(env)
         else:
             self.executor.submit(_close_quietly, env)
+
+
+async def _own_time(
+    fut: asyncio.Future[Any], started: list[float], submitted: float, limit: float, what: str
+) -> Any:
+    """Await a call handed to a thread pool, allowing it `limit` seconds from when a thread starts
+    it: on a busy server, time queued for a thread is the server's, not the env's."""
+    wait = limit
+    while True:
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), wait)
+        except TimeoutError:
+            if not started:  # still queued
+                wait = min(limit, _QUEUE_POLL_S)
+                continue
+            own = time.monotonic() - started[0]
+            if own < limit:
+                wait = limit - own
+                continue
+            queued = started[0] - submitted
+            note = (
+                f"; before that it waited {queued:.2f}s queued for a thread, which is not counted "
+                "(every thread was busy)"
+                if queued >= 0.01
+                else ""
+            )
+            raise EnvTimeout(f"call took longer than the {limit:g}s {what} timeout{note}", queued) from None
 
 
 def _close_quietly(env: Env) -> None:
@@ -156,8 +217,8 @@ _LEN = struct.Struct("!I")
 class ProcessRunner(Runner):
     """Runs the env in a worker process of its own (`python -m agentgym.server.worker`).
 
-    The step timeout kills the process; a crash (exception, segfault, OOM kill) ends only this
-    episode, and the process's memory goes back to the system when the episode ends.
+    A timeout kills the process; a crash (exception, segfault, OOM kill) ends only this episode,
+    and the process's memory goes back to the system when the episode ends.
     """
 
     def __init__(
@@ -166,11 +227,13 @@ class ProcessRunner(Runner):
         env_name: str,
         timeout_s: float,
         expert_timeout_s: float | None = None,
+        reset_timeout_s: float | None = None,
     ) -> None:
         self.proc = proc
         self.env_name = env_name
         self.timeout_s = timeout_s
         self.expert_timeout_s = expert_timeout_s or timeout_s
+        self.reset_timeout_s = reset_timeout_s or timeout_s
         self.stderr_tail: deque[str] = deque(maxlen=20)
         self._stderr_task = asyncio.ensure_future(self._drain_stderr())
 
@@ -182,19 +245,33 @@ class ProcessRunner(Runner):
         timeout_s: float,
         start_timeout_s: float,
         expert_timeout_s: float | None = None,
+        reset_timeout_s: float | None = None,
+        module: str | None = None,
     ) -> ProcessRunner:
+        """Start a worker for `env_name` and configure its env. `module`, the module that registers
+        the env class, is imported by the worker first (envs registered outside agentgym.envs)."""
+        extra = [module] if module and module != "__main__" else []
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "agentgym.server.worker",
             env_name,
+            *extra,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-        runner = cls(proc, env_name, timeout_s, expert_timeout_s)
-        await runner._request(("configure", dict(settings)), timeout_s=start_timeout_s)
+        runner = cls(proc, env_name, timeout_s, expert_timeout_s, reset_timeout_s)
+        try:
+            await runner._request(
+                ("configure", dict(settings)), start_timeout_s, "start (worker_start_timeout_s)"
+            )
+        except BaseException:
+            # Failed, or cancelled (the client went away while it started): nothing else holds this
+            # worker, so it goes now. No await here: the task may be cancelled.
+            runner.kill_now()
+            raise
         return runner
 
     async def _drain_stderr(self) -> None:
@@ -205,23 +282,21 @@ class ProcessRunner(Runner):
                 self.stderr_tail.append(text)
                 log.debug("worker stderr", extra={"env": self.env_name, "pid": self.proc.pid, "line": text})
 
-    async def _request(self, msg: tuple[Any, ...], timeout_s: float | None = None) -> Any:
+    async def _request(self, msg: tuple[Any, ...], limit: float, what: str) -> Any:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         data = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
         try:
             self.proc.stdin.write(_LEN.pack(len(data)) + data)
             await self.proc.stdin.drain()
-            head = await asyncio.wait_for(
-                self.proc.stdout.readexactly(_LEN.size), timeout_s or self.timeout_s
-            )
+            head = await asyncio.wait_for(self.proc.stdout.readexactly(_LEN.size), limit)
             (n,) = _LEN.unpack(head)
             reply = pickle.loads(await self.proc.stdout.readexactly(n))
         except TimeoutError:
             await self.kill()
-            raise EnvTimeout(
-                f"call took longer than the {timeout_s or self.timeout_s:g}s {'limit' if timeout_s else 'step timeout'}; worker killed"
-            ) from None
+            metrics.WORKER_RESTARTS.labels(self.env_name).inc()
+            raise EnvTimeout(f"call took longer than the {limit:g}s {what} timeout; worker killed") from None
         except (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError) as exc:
+            metrics.WORKER_RESTARTS.labels(self.env_name).inc()
             code = await self._exit_code()
             tail = " | ".join(list(self.stderr_tail)[-3:])
             raise EnvCrashed(
@@ -232,7 +307,7 @@ class ProcessRunner(Runner):
             return value
         if status == "env_error":
             raise EnvError(value)
-        raise EnvCrashed(value)
+        raise EnvRaised(value)
 
     async def _exit_code(self) -> int | None:
         try:
@@ -241,15 +316,17 @@ class ProcessRunner(Runner):
             return None
 
     async def reset(self, task_id: int, seed: int, options: Mapping[str, str]) -> tuple[Outcome, str]:
-        result: tuple[Outcome, str] = await self._request(("reset", task_id, seed, dict(options)))
+        result: tuple[Outcome, str] = await self._request(
+            ("reset", task_id, seed, dict(options)), self.reset_timeout_s, "reset"
+        )
         return result
 
     async def step(self, action: str) -> Outcome:
-        result: Outcome = await self._request(("step", action))
+        result: Outcome = await self._request(("step", action), self.timeout_s, "step")
         return result
 
     async def expert(self) -> tuple[str, str]:
-        result: tuple[str, str] = await self._request(("expert",), timeout_s=self.expert_timeout_s)
+        result: tuple[str, str] = await self._request(("expert",), self.expert_timeout_s, "expert")
         return result
 
     async def close(self) -> None:
@@ -260,6 +337,15 @@ class ProcessRunner(Runner):
                 await asyncio.wait_for(self.proc.wait(), 5.0)
             except (TimeoutError, ConnectionError, BrokenPipeError):
                 await self.kill()
+        self._stderr_task.cancel()
+
+    def kill_now(self) -> None:
+        """SIGKILL without waiting for the exit (asyncio's child watcher reaps the process)."""
+        if self.proc.returncode is None:
+            try:
+                self.proc.kill()
+            except ProcessLookupError:
+                pass
         self._stderr_task.cancel()
 
     async def kill(self) -> None:

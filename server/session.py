@@ -7,6 +7,7 @@ plus, when the request ended the episode for good, the status that ends the stre
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import os
@@ -17,8 +18,9 @@ from typing import TYPE_CHECKING
 import grpc
 from google.protobuf.message import DecodeError
 
+from agentgym.core import metrics
 from agentgym.envs.base import EnvError, Outcome
-from agentgym.server.runners import EnvCrashed, EnvTimeout, Runner
+from agentgym.server.runners import EnvCrashed, EnvRaised, EnvTimeout, Runner
 from agentgym.v1 import env_pb2 as pb
 
 if TYPE_CHECKING:
@@ -30,6 +32,7 @@ _ids = itertools.count(1)
 _PID = f"{os.getpid():x}"
 
 Code = grpc.StatusCode
+_CODE_NAMES = {c.value[0]: c.name for c in grpc.StatusCode}
 
 
 class Fatal(Exception):
@@ -66,9 +69,41 @@ class Session:
         self.closed = False
         self.last_activity = time.monotonic()
         self.end_status: tuple[grpc.StatusCode, str] | None = None  # set when ended from outside
+        # The stream's handler task, and whether it waits for the next request: `expire` wakes it
+        # there (`interrupted`) so that a stream ended from outside ends at once.
+        self.task: asyncio.Task[None] | None = None
+        self.reading = False
+        self.interrupted = False
+        self.request: pb.SessionRequest | None = None  # the one being handled, once parsed
 
     # --- entry point ---------------------------------------------------------------------------
     async def handle(self, raw: bytes) -> tuple[bytes, Fatal | None]:
+        self.request = None
+        before = self.last
+        response, fatal = await self._handle(raw)
+        # A new result means a create, reset or step succeeded; only other answers (errors, and the
+        # rarer observe/expert/close) are parsed for their code, keeping steps cheap.
+        if fatal is not None:
+            code = fatal.code.name
+        elif self.last is not before:
+            code = "OK"
+        else:
+            error = pb.SessionResponse.FromString(response).error
+            code = _CODE_NAMES.get(error.code, str(error.code))
+        req = self.request
+        kind = req.WhichOneof("kind") if req is not None else None
+        if req is not None and kind == "create":
+            env = req.create.env if req.create.env in self.service.hosted else metrics.NOT_HOSTED
+            metrics.child(metrics.CREATES, env, code).inc()
+        else:
+            env = self.hosted.cls.name if self.hosted is not None else metrics.NO_EPISODE
+            if kind == "step":
+                metrics.child(metrics.STEPS, env, code).inc()
+        if code != "OK":
+            metrics.child(metrics.ERRORS, env, code).inc()
+        return response, fatal
+
+    async def _handle(self, raw: bytes) -> tuple[bytes, Fatal | None]:
         self.last_activity = time.monotonic()
         try:
             req = pb.SessionRequest.FromString(raw)
@@ -76,6 +111,7 @@ class Session:
             return error_response(
                 0, Code.INVALID_ARGUMENT, f"could not parse a SessionRequest from {len(raw)} bytes: {exc}"
             ), None
+        self.request = req
         kind = req.WhichOneof("kind")
         self.busy = True
         try:
@@ -99,21 +135,35 @@ class Session:
                 f"request {req.id} sets none of create, step, observe, reset, expert, close",
             ), None
         except Fatal as fatal:
-            log.warning(
-                "episode failed",
-                exc_info=fatal.__cause__,
-                extra={
-                    "episode": self.episode_id,
-                    "code": fatal.code.name,
-                    "error": fatal.message,
-                    "peer": self.peer,
-                },
+            return await self._fail(req.id, fatal)
+        except Exception as exc:
+            # A bug of this server, not of the env: still only this episode ends, and the client is
+            # told in band, as for any fatal error (and as the Node server does), not by an UNKNOWN
+            # end of the stream.
+            fatal = Fatal(
+                Code.INTERNAL,
+                f"server error in {kind or 'a request'}: {type(exc).__name__}: {exc}; the episode is over",
             )
-            await self.release(f"{fatal.code.name}: {fatal.message}")
-            return error_response(req.id, fatal.code, fatal.message), fatal
+            fatal.__cause__ = exc
+            return await self._fail(req.id, fatal)
         finally:
             self.busy = False
             self.last_activity = time.monotonic()
+
+    async def _fail(self, req_id: int, fatal: Fatal) -> tuple[bytes, Fatal]:
+        extra: dict[str, object] = {
+            "episode": self.episode_id,
+            "code": fatal.code.name,
+            "error": fatal.message,
+            "peer": self.peer,
+        }
+        if isinstance(fatal.__cause__, EnvTimeout):
+            # Time the call waited for a free thread, which its limit does not count: a high value
+            # says the server needs more threads (`threads`), not that the env is slow.
+            extra["queued_s"] = round(fatal.__cause__.queued_s, 3)
+        log.warning("episode failed", exc_info=fatal.__cause__, extra=extra)
+        await self.release(f"{fatal.code.name}: {fatal.message}")
+        return error_response(req_id, fatal.code, fatal.message), fatal
 
     # --- requests ------------------------------------------------------------------------------
     async def _create(self, req_id: int, c: pb.CreateRequest) -> bytes:
@@ -126,6 +176,8 @@ class Session:
             )
         service = self.service
         if service.draining:
+            env = c.env if c.env in service.hosted else metrics.NOT_HOSTED
+            metrics.REFUSALS.labels(env, "draining").inc()
             return error_response(
                 req_id,
                 Code.UNAVAILABLE,
@@ -149,6 +201,11 @@ class Session:
             service.capacity.release(hosted.cls.name)
             self.runner = None
             raise Fatal(Code.INTERNAL, f"env {c.env!r} could not start: {type(exc).__name__}: {exc}") from exc
+        except BaseException:
+            # Cancelled: the client went away while the env was starting. A worker started for this
+            # create has been killed by then (ProcessRunner.spawn); the slot is given back here.
+            service.capacity.release(hosted.cls.name)
+            raise
         self.hosted = hosted
         self.episode_id = f"{_PID}-{next(_ids)}"
         service.on_episode_start(self)
@@ -202,7 +259,8 @@ class Session:
         cls = self.hosted.cls
         seed = cls.default_seed(task_id) if seed is None else seed
         try:
-            outcome, instruction = await self.runner.reset(task_id, seed, dict(options))
+            with metrics.timed(metrics.RESET_SECONDS, cls.name):
+                outcome, instruction = await self.runner.reset(task_id, seed, dict(options))
         except EnvError as exc:
             if created:  # the episode never started: give the slot back, keep the stream
                 await self.release(f"create refused: {exc}", log_level=logging.DEBUG)
@@ -256,13 +314,15 @@ class Session:
             )
         limit = self.service.config.max_action_bytes
         if len(action) * 4 > limit and (n := len(action.encode())) > limit:
+            metrics.REFUSALS.labels(self.hosted.cls.name, "max_action_bytes").inc()
             return error_response(
                 req_id,
                 Code.INVALID_ARGUMENT,
                 f"action is {n} bytes; this server accepts at most {limit} (max_action_bytes)",
             )
         try:
-            outcome = await self.runner.step(action)
+            with metrics.timed(metrics.STEP_SECONDS, self.hosted.cls.name):
+                outcome = await self.runner.step(action)
         except EnvTimeout as exc:
             raise Fatal(
                 Code.DEADLINE_EXCEEDED,
@@ -306,7 +366,15 @@ class Session:
             raise Fatal(
                 Code.DEADLINE_EXCEEDED, f"env {self.hosted.cls.name!r} expert: {exc}; the episode is over"
             ) from exc
-        except (EnvCrashed, EnvError) as exc:
+        except (EnvRaised, EnvError) as exc:
+            # The expert has no action from this state (one its planner does not cover). Asking
+            # changes nothing, so the episode goes on: the client may act without the expert.
+            return error_response(
+                req_id,
+                Code.FAILED_PRECONDITION,
+                f"env {self.hosted.cls.name!r} expert cannot act in this state: {exc}; the episode continues",
+            )
+        except EnvCrashed as exc:  # its worker process died
             raise Fatal(
                 Code.INTERNAL, f"env {self.hosted.cls.name!r} expert failed: {exc}; the episode is over"
             ) from exc
@@ -350,10 +418,14 @@ class Session:
         )
 
     async def expire(self, code: grpc.StatusCode, message: str) -> None:
-        """End the episode from outside (idle timeout, shutdown): free the env now; the stream's next
-        request is answered with `code` and ends the stream."""
+        """End the stream from outside (idle timeout, shutdown), with or without an episode: free
+        the env now and end the stream with `code`: at once if it waits for a request, else as soon
+        as its response in flight is sent."""
         if self.end_status is None:
             self.end_status = (code, message)
+            if self.reading and self.task is not None:
+                self.interrupted = True
+                self.task.cancel()
             await self.release(f"{code.name}: {message}", log_level=logging.INFO)
 
     async def release(self, reason: str, log_level: int = logging.DEBUG) -> None:

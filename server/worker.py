@@ -1,12 +1,15 @@
-"""A worker process hosting one episode of one env: `python -m agentgym.server.worker ENV`.
+"""A worker process hosting one episode of one env: `python -m agentgym.server.worker ENV [MODULE]`.
 
 Speaks length-prefixed pickles with its parent (`ProcessRunner`) over the stdin/stdout pipes it
 was started with. Anything the env prints goes to stderr, never into the protocol. The process
-exits, closing its env, when its stdin closes: the episode is over.
+exits, closing its env, when its stdin closes: the episode is over. MODULE, the module that
+registered the env class, is imported first: envs registered outside agentgym.envs (a plugin, a
+test fixture) run in worker processes too.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import pickle
 import struct
@@ -34,11 +37,13 @@ def _write(stream: BinaryIO, msg: Any) -> None:
     stream.flush()
 
 
-def main(env_name: str) -> None:
+def main(env_name: str, module: str | None = None) -> None:
     # Keep the protocol pipe private: fd 1 becomes stderr, so stray prints cannot corrupt it.
     proto_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
+    if module:
+        importlib.import_module(module)
     proto_in = sys.stdin.buffer
     env: Env | None = None
     while (msg := _read(proto_in)) is not None:
@@ -72,4 +77,4 @@ def main(env_name: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)

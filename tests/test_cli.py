@@ -113,7 +113,7 @@ def test_conformance_command(served: tuple[int, subprocess.Popen[str]]) -> None:
     out = subprocess.run([AGENTGYM, "conformance", f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=300,
                          env={**os.environ, "COLUMNS": "200"})  # fmt: skip
     assert out.returncode == 0, out.stdout
-    assert "18 passed, 0 failed, 0 skipped" in out.stdout
+    assert "20 passed, 0 failed, 0 skipped" in out.stdout
 
 
 def test_sigterm_shuts_down_gracefully_with_structured_logs(

@@ -15,4 +15,4 @@ async def test_server_passes_conformance(start_server: StartServer, execution: s
     results = await Suite(f"127.0.0.1:{srv.port}").run()
     failures = [f"{r.name}: {r.detail}" for r in results if r.status != "PASS"]
     assert not failures, failures
-    assert len(results) == 18
+    assert len(results) == 20

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
+from agentgym.client.cli.common import add_server_security_args
 from agentgym.server.config import ServerConfig
 
 
@@ -25,13 +26,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--step-timeout",
         dest="step_timeout_s",
         type=float,
-        help=f"seconds per env call (default {d.step_timeout_s:g})",
+        help=f"seconds per step (default {d.step_timeout_s:g})",
     )
     p.add_argument(
         "--expert-timeout",
         dest="expert_timeout_s",
         type=float,
         help=f"seconds per expert call (default {d.expert_timeout_s:g})",
+    )
+    p.add_argument(
+        "--reset-timeout",
+        dest="reset_timeout_s",
+        type=float,
+        help=f"seconds per reset, the start of a task (default {d.reset_timeout_s:g})",
     )
     p.add_argument(
         "--idle-timeout",
@@ -55,6 +62,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--prewarm", type=int, help=f"worker processes started ahead for process envs (default {d.prewarm})"
     )
     p.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve Prometheus metrics at http://HOST:N/metrics (0: a free port, logged); with --workers K, "
+        "worker i serves its own on N+i (scrape them all; docs/metrics.md)",
+    )
+    p.add_argument(
         "--execution",
         action="append",
         default=[],
@@ -68,6 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="ENV.KEY=VALUE",
         help="setting passed to an env's configure(), e.g. alfworld.data_dir=/data/alfworld (repeatable)",
     )
+    add_server_security_args(p)
     p.set_defaults(func=run)
 
 

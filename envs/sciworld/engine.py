@@ -91,18 +91,3 @@ def stop_engine(engine: ScienceWorldEnv) -> None:
         proc.wait()
     # The package's __del__ would close the gateway a second time.
     engine.close = lambda: None  # type: ignore[method-assign]
-
-
-def available_memory_mb() -> int | None:
-    """MemAvailable from /proc/meminfo (Linux), else free physical pages; None if unknown."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) // 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // (1024 * 1024)
-    except (ValueError, OSError, AttributeError):
-        return None

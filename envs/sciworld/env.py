@@ -13,7 +13,8 @@ Reward per step is the change in score, so rewards (the first observation's incl
 score the starting room) add up to the score; `Outcome.score` is the simulator's score itself.
 
 Each episode owns a JVM (0.2-0.6 GB), so episodes run in worker processes (`execution =
-"process"`) and a server hosts as many as its memory allows (see `configure`). A JVM that dies
+"process"`) and a server hosts as many as its memory allows (`episode_memory_mb`: the server
+divides the memory available by it). A JVM that dies
 ends its own episode with an error naming it; other episodes carry on.
 
 Expert: the simulator's gold action sequence for the task and variation. It is generated on the
@@ -38,7 +39,6 @@ from agentgym.envs.sciworld.engine import (
     DEFAULT_EPISODE_MB,
     DEFAULT_HEAP_MB,
     EngineDied,
-    available_memory_mb,
     jvm_exit_code,
     jvm_pid,
     start_engine,
@@ -88,7 +88,8 @@ your next action"""
 
 _NO_MATCH = "No known action matches that input."
 _SETTINGS = {
-    "max_episodes": "most live episodes on this server (default: available memory / episode_memory_mb)",
+    "max_episodes": "most live episodes on this server (default: available memory / episode_memory_mb, "
+    "shared between the host's server processes)",
     "episode_memory_mb": f"memory budgeted per live episode, MB (default {DEFAULT_EPISODE_MB})",
     "jvm_heap_mb": f"heap limit of each episode's JVM, MB (default {DEFAULT_HEAP_MB})",
 }
@@ -119,6 +120,7 @@ class SciWorld(Env):
     execution = "process"
     table: TaskTable
     heap_mb = DEFAULT_HEAP_MB
+    episode_memory_mb = DEFAULT_EPISODE_MB
 
     @classmethod
     def configure(cls, settings: Mapping[str, str]) -> None:
@@ -130,14 +132,9 @@ class SciWorld(Env):
         cls.task_count = len(cls.table.entries)
         cls.splits = cls.table.splits
         cls.heap_mb = _positive_int(settings, "jvm_heap_mb", DEFAULT_HEAP_MB)
-        per_episode = _positive_int(settings, "episode_memory_mb", DEFAULT_EPISODE_MB)
-        available = available_memory_mb()
-        derived = max(1, available // per_episode) if available else 1
-        cls.max_episodes = _positive_int(settings, "max_episodes", derived)
-        log.debug(
-            "sciworld capacity",
-            extra={"max_episodes": cls.max_episodes, "available_mb": available, "episode_mb": per_episode},
-        )
+        # The server derives the capacity from memory, as for every process env, unless it is set.
+        cls.episode_memory_mb = _positive_int(settings, "episode_memory_mb", DEFAULT_EPISODE_MB)
+        cls.max_episodes = _positive_int(settings, "max_episodes", 0) if "max_episodes" in settings else None
 
     def __init__(self) -> None:
         super().__init__()

@@ -12,6 +12,7 @@ import pytest
 from agentgym.client.envclient import EnvClient
 from agentgym.client.errors import Internal, ResourceExhausted
 from agentgym.envs import registry
+from agentgym.server.service import available_memory_mb, memory_limit
 from tests.conftest import StartServer, wait_for
 
 sciworld = pytest.importorskip("agentgym.envs.sciworld", reason="needs the scienceworld package and Java")
@@ -129,13 +130,16 @@ async def test_capacity_comes_from_memory_and_is_enforced(
     start_server: StartServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cls = registry.configure("sciworld")
-    saved = {k: getattr(cls, k) for k in ("max_episodes", "heap_mb")}
+    saved = {k: getattr(cls, k) for k in ("max_episodes", "heap_mb", "episode_memory_mb")}
     try:
+        # The server derives the capacity from the declared memory per episode (as for every
+        # process env; tests/server/test_failure_cases.py), unless max_episodes is set.
         cls.configure({"episode_memory_mb": str(10**9)})
-        assert cls.max_episodes == 1  # never below one
+        assert (cls.max_episodes, cls.episode_memory_mb) == (None, 10**9)
+        assert memory_limit(cls, "process", 1)[0] == 1  # type: ignore[index]  # never below one
         cls.configure({"episode_memory_mb": "100"})
-        available = sciworld.engine.available_memory_mb()
-        assert available and cls.max_episodes == available // 100
+        available = available_memory_mb()
+        assert available and abs(memory_limit(cls, "process", 1)[0] - available // 100) <= 2  # type: ignore[index]
         cls.configure({"max_episodes": "3", "jvm_heap_mb": "384"})
         assert (cls.max_episodes, cls.heap_mb) == (3, 384)
         for bad in ({"max_episodes": "0"}, {"jvm_heap_mb": "lots"}, {"heap": "1"}):

@@ -262,6 +262,9 @@ async def test_idle_episode_is_freed(start_server: StartServer) -> None:
     async with EnvClient(f"127.0.0.1:{srv.port}") as client:
         ep = await client.open_episode("maze", 0)
         assert await wait_for(lambda: srv.service.capacity.live == 0, 3.0)
+        # The server ends the stream at once; once the client has seen that, a step says why. (A
+        # step racing the end gets Unavailable, "the server had already ended this episode's stream".)
+        assert await wait_for(lambda: ep.call is not None and ep.call.done(), 3.0)
         with pytest.raises(DeadlineExceeded, match=r"idle for more than 0\.3s"):
             await ep.step("move up")
         assert not ep.alive
