@@ -161,7 +161,7 @@ def _train(
     step, micro_done, epoch, position = 0, 0, 0, 0
     if resume_from is not None:
         state = torch.load(resume_from / "trainer_state.pt", map_location="cpu", weights_only=False)
-        optimizer.load_state_dict(state["optimizer"])
+        load_optimizer(model, optimizer, state, resume_from, sharded=cfg.fsdp and d.enabled)
         step, micro_done, epoch, position = (
             state["step"],
             state["micro_done"],
@@ -344,14 +344,26 @@ def save_checkpoint(
     torch: Any,
     cfg: BCConfig,
 ) -> None:
-    """A Hugging Face model directory (+ trainer_state.pt for resuming); written atomically by rank 0."""
-    state_dict = None
+    """A Hugging Face model directory (+ trainer_state.pt for resuming); written atomically by rank 0.
+    Under FSDP every rank takes part: the sharded weights and optimizer state are gathered whole."""
+    state_dict = optim_state = None
+    keys = "ids"
     if cfg.fsdp and d.enabled:
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
-
-        state_dict = get_model_state_dict(
-            model, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            get_model_state_dict,
+            get_optimizer_state_dict,
         )
+
+        whole = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        state_dict = get_model_state_dict(model, options=whole)
+        if optimizer is not None:
+            # Each rank holds a shard of AdamW's moments: gathered on rank 0, keyed by parameter
+            # name (positions mean nothing to a sharded model), so any number of ranks can resume.
+            optim_state = get_optimizer_state_dict(model, optimizer, options=whole)
+            keys = "names"
+    elif optimizer is not None and d.main:
+        optim_state = optimizer.state_dict()
     if d.main:
         tmp = path.with_name(path.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -361,9 +373,14 @@ def save_checkpoint(
         else:
             inner.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        if optimizer is not None and not cfg.fsdp:
+        if optimizer is not None:
             torch.save(
-                {"optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(), **where},
+                {
+                    "optimizer": optim_state,
+                    "optimizer_keys": keys,
+                    "torch_rng": torch.get_rng_state(),
+                    **where,
+                },
                 tmp / "trainer_state.pt",
             )
         shutil.rmtree(path, ignore_errors=True)
@@ -371,6 +388,26 @@ def save_checkpoint(
         prune(path.parent, cfg.keep_checkpoints)
         log.info("checkpoint saved", extra={"path": str(path), "step": where["step"]})
     distributed.barrier(d)
+
+
+def load_optimizer(model: Any, optimizer: Any, state: dict[str, Any], path: Path, *, sharded: bool) -> None:
+    """The optimizer state of a checkpoint, into `optimizer`. A state keyed by parameter name (saved
+    under FSDP) loads into a sharded or a whole model; one keyed by position (saved without FSDP,
+    by the optimizer itself) only into a whole one."""
+    if state.get("optimizer_keys", "ids") == "names":
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+        # Every rank reads the whole state and keeps its own shard of it.
+        set_optimizer_state_dict(
+            model, optimizer, state["optimizer"], options=StateDictOptions(full_state_dict=True)
+        )
+    elif sharded:
+        raise DataError(
+            f"{path} was saved without --fsdp: its optimizer state cannot be loaded into a sharded model; "
+            "resume it without --fsdp, or start afresh in another --out (or with resume off)"
+        )
+    else:
+        optimizer.load_state_dict(state["optimizer"])
 
 
 def prune(folder: Path, keep: int) -> None:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from agentgym.core.envinfo import EnvInfo, list_envs
+from agentgym.core.security import ClientSecurity
 from agentgym.core.trajectory import make_item_id, make_key, make_record_id
 from agentgym.trainer.jobs import JobContext, JobError
 from agentgym.trainer.specs import EvolSpec, RLSpec
@@ -58,10 +59,12 @@ class IterationReport:
     loss_last: float
 
 
-async def hosted_envs(envs: list[str], servers: list[str]) -> dict[str, EnvInfo]:
+async def hosted_envs(
+    envs: list[str], servers: list[str], security: ClientSecurity | None = None
+) -> dict[str, EnvInfo]:
     """What the env servers say about each of a job's envs; JobError when one is not hosted."""
     try:
-        hosted = await list_envs(servers)
+        hosted = await list_envs(servers, security=security)
     except ConnectionError as exc:
         raise JobError(str(exc)) from None
     missing = [e for e in envs if e not in hosted]
@@ -71,7 +74,7 @@ async def hosted_envs(envs: list[str], servers: list[str]) -> dict[str, EnvInfo]
 
 
 async def run_evol(ctx: JobContext, spec: EvolSpec) -> dict[str, Any]:
-    infos = await hosted_envs(spec.envs, spec.env_servers)
+    infos = await hosted_envs(spec.envs, spec.env_servers, ctx.client)
     urls = spec.policy_urls
 
     def version(k: int) -> str:

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from agentgym.core.security import ClientSecurity, default_client
 from agentgym.core.weights import WeightsError, load_weights
 from agentgym.trainer.bc import BCConfig
 from agentgym.trainer.learn import LearnFailed, learn
@@ -97,6 +98,7 @@ class JobContext:
         self.out = Path(job.out)
         self.store = runner.store
         self.work = runner.work
+        self.client = runner.client  # how the job connects to env and policy servers
         self._state_path = self.out / "state.json"
         self.state: dict[str, Any] = (
             json.loads(self._state_path.read_text()) if self._state_path.exists() else {"steps": {}}
@@ -175,7 +177,7 @@ class JobContext:
         if not urls:
             return version
         try:
-            await load_weights(urls, path, version, previous=previous)
+            await load_weights(urls, path, version, previous=previous, security=self.client)
         except WeightsError as exc:
             raise JobError(f"publishing {version}: {exc}") from None
         self.job.weight_version = version
@@ -207,10 +209,12 @@ def _job_functions() -> dict[str, JobFn]:
 
 
 class JobRunner:
-    def __init__(self, folder: Path, store: TrajectoryStore, work: WorkQueue) -> None:
+    def __init__(self, folder: Path, store: TrajectoryStore, work: WorkQueue,
+                 client: ClientSecurity | None = None) -> None:  # fmt: skip
         self.folder = folder
         self.store = store
         self.work = work
+        self.client = client or default_client()
         self.jobs: dict[str, Job] = {}
         self._events: dict[str, list[dict[str, Any]]] = {}
         self._changed: dict[str, asyncio.Event] = {}

@@ -57,7 +57,7 @@ def learner_config(ctx: JobContext, spec: RLSpec) -> RLConfig:
 
 
 async def run_rl(ctx: JobContext, spec: RLSpec) -> dict[str, Any]:
-    infos = await hosted_envs(spec.envs, spec.env_servers)
+    infos = await hosted_envs(spec.envs, spec.env_servers, ctx.client)
     urls = spec.policy_urls
     learner = LearnerProcess(learner_config(ctx, spec), spec.nproc)
 

@@ -17,10 +17,14 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agentgym.core import metrics
 from agentgym.core.rpc import RpcServer, handler, host_port, server_options
+from agentgym.core.security import ClientSecurity, ServerSecurity, default_client
 from agentgym.trainer import trainer_service
 from agentgym.trainer.jobs import JobRunner
 from agentgym.trainer.service import DESCRIPTOR, IngestConfig, TrajectoryService
@@ -45,6 +49,12 @@ class TrainerConfig:
     grace_s: float = 5.0
     # Run queued jobs (False: a store-only trainer, e.g. for benchmarks).
     run_jobs: bool = True
+    # What callers must present: TLS, bearer tokens; --insecure (core/security.py, docs/security.md).
+    security: ServerSecurity = field(default_factory=ServerSecurity)
+    # How the jobs connect out: ListEnvs on env servers, weight loads on policy servers.
+    client: ClientSecurity = field(default_factory=default_client)
+    # Prometheus metrics at http://HOST:PORT/metrics (docs/metrics.md); None: none, 0: a free port.
+    metrics_port: int | None = None
 
     @property
     def store_path(self) -> Path:
@@ -65,6 +75,8 @@ class TrainerServer:
         self.jobs = jobs
         self.rpc = rpc
         self.port = rpc.port
+        self.metrics: metrics.MetricsServer | None = None
+        self._unscrape = metrics.add_scraped(self._gauges)
 
     @property
     def address(self) -> str:
@@ -72,14 +84,16 @@ class TrainerServer:
 
     @classmethod
     async def start(cls, config: TrainerConfig) -> TrainerServer:
-        """Open the store (raises StoreError: not a store, locked, ...), load the jobs, then serve."""
+        """Open the store (raises StoreError: not a store, locked, ...), load the jobs, then serve.
+        SecurityError (a ValueError) for an unsafe bind or an unreadable certificate or token file."""
+        config.security.check(config.host)  # before the store is opened (and locked)
         store = TrajectoryStore.open(
             config.store_path, segment_bytes=config.segment_bytes, max_batch=config.max_batch
         )
         try:
             trajectories = TrajectoryService(store, config.ingest)
             work = WorkQueue()
-            jobs = JobRunner(config.jobs_path, store, work)
+            jobs = JobRunner(config.jobs_path, store, work, config.client)
             trainer = trainer_service.TrainerService(jobs, work)
             # gRPC's own limit sits above the in-band one, so an oversize trajectory is answered in band.
             limit = config.ingest.max_trajectory_bytes + (1 << 20)
@@ -90,15 +104,23 @@ class TrainerServer:
                     (trainer_service.DESCRIPTOR, handler(trainer_service.DESCRIPTOR, trainer.methods())),
                 ],
                 server_options(limit),
+                config.security,
             )
         except BaseException:
             store.close()
             raise
+        trajectories.health = rpc.health  # NOT_SERVING while the store refuses writes (a full disk)
         if config.run_jobs:
             jobs.start()
         srv = cls(config, store, trajectories, work, jobs, rpc)
+        if config.metrics_port is not None:
+            try:
+                srv.metrics = metrics.start_metrics_server(config.metrics_port, config.host)
+            except OSError:
+                await srv.stop(0)
+                raise
         log.info("trainer serving", extra={"address": srv.address, "dir": str(config.dir), "trajectories": len(store),
-                                           "jobs": len(jobs.jobs)})  # fmt: skip
+                                           "jobs": len(jobs.jobs), "security": rpc.security.describe()})  # fmt: skip
         return srv
 
     async def stop(self, grace_s: float | None = None) -> None:
@@ -113,7 +135,25 @@ class TrainerServer:
         await self.store.flush()
         await self.rpc.stop(grace)
         await self.store.aclose()
+        self._unscrape()
+        if self.metrics is not None:
+            self.metrics.close()
         log.info("trainer stopped", extra={"address": self.address, "trajectories": len(self.store)})
+
+    def _gauges(self) -> Iterator[metrics.Sample]:
+        """The trainer's gauges, read when scraped (core/metrics.py; a thread of the exposition server)."""
+        stats = self.store.stats()
+        yield metrics.Sample("agentgym_store_trajectories", "Trajectories in the store.", stats.trajectories)
+        yield metrics.Sample("agentgym_store_bytes", "Bytes of the store's segment files.", stats.bytes)
+        jobs = list(self.jobs.jobs.values())
+        for (kind, state), n in sorted(Counter((j.kind, j.state) for j in jobs).items()):
+            labels = (("kind", kind), ("state", state))
+            yield metrics.Sample("agentgym_jobs", "Jobs by kind and state.", n, labels)
+        for j in jobs:
+            if j.state == "RUNNING":
+                labels = (("job", j.id), ("kind", j.kind), ("step", j.step))
+                yield metrics.Sample("agentgym_job_progress", "Progress of the running job's step (0-1).",
+                                     j.progress, labels)  # fmt: skip
 
 
 async def serve_forever(config: TrainerConfig, ready: asyncio.Event | None = None) -> None:
@@ -123,7 +163,8 @@ async def serve_forever(config: TrainerConfig, ready: asyncio.Event | None = Non
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    print(f"trainer on {server.address} (store {config.store_path}, jobs {config.jobs_path})", flush=True)
+    where = f"grpcs://{server.address}" if config.security.tls else server.address
+    print(f"trainer on {where} (store {config.store_path}, jobs {config.jobs_path})", flush=True)
     await stop.wait()
     log.info("shutting down", extra={"grace_s": config.grace_s})
     await server.stop()

@@ -18,10 +18,20 @@ from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError
+from grpc_health.v1 import health, health_pb2
 
+from agentgym.core import metrics
 from agentgym.core.rpc import implementation
 from agentgym.core.trajectory import Trajectory, TrajectoryError
-from agentgym.trainer.store import Entry, Query, StoreCorrupt, StoreError, StoreStats, TrajectoryStore
+from agentgym.trainer.store import (
+    Entry,
+    Query,
+    StoreCorrupt,
+    StoreError,
+    StoreFull,
+    StoreStats,
+    TrajectoryStore,
+)
 from agentgym.v1 import env_pb2 as epb
 from agentgym.v1 import trajectory_pb2 as tpb
 
@@ -39,6 +49,12 @@ class IngestConfig:
     max_trajectory_bytes: int = 64 << 20
     # Requests of one stream being stored at once; beyond it the stream is not read (flow control).
     max_in_flight: int = 4096
+    # Bytes of requests (of all Push streams together) being stored at once: 4,096 requests of up to
+    # 64 MiB would be 256 GiB. Beyond it streams are not read, but each may always hold one request.
+    max_in_flight_bytes: int = 256 << 20
+    # While the disk is full, how often the trainer checks whether space returned (health stays
+    # NOT_SERVING and pushes are refused UNAVAILABLE until it has).
+    space_retry_s: float = 5.0
 
 
 def _error(seq: int, id: str, code: grpc.StatusCode, message: str) -> bytes:
@@ -51,6 +67,33 @@ def _done(value: bytes) -> asyncio.Future[bytes]:
     future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
     future.set_result(value)
     return future
+
+
+class _Budget:
+    """What one Push stream holds between reading a request and sending its answer: at most
+    `max_in_flight` requests, and no request that would take the bytes held by all streams together
+    past `max_in_flight_bytes`, except that a stream holding nothing may always take one (so a
+    request larger than the bound, or a stream starved by others, still moves). `take` waits for
+    room; cancelling it is safe."""
+
+    def __init__(self, service: TrajectoryService) -> None:
+        self.service = service
+        self.requests = 0
+
+    async def take(self, size: int) -> None:
+        s, config = self.service, self.service.config
+        while self.requests and (
+            self.requests >= config.max_in_flight or s.bytes_in_flight + size > config.max_in_flight_bytes
+        ):
+            s._room.clear()
+            await s._room.wait()
+        self.requests += 1
+        s.bytes_in_flight += size
+
+    def give(self, size: int) -> None:
+        self.requests -= 1
+        self.service.bytes_in_flight -= size
+        self.service._room.set()
 
 
 def _counts(c: Any) -> dict[str, Any]:
@@ -120,6 +163,13 @@ class TrajectoryService:
         self.draining = False
         self.stored = 0
         self.rejected = 0
+        # Bytes of requests read from all Push streams and not yet answered (max_in_flight_bytes).
+        self.bytes_in_flight = 0
+        self._room = asyncio.Event()  # set when some stream's request was answered
+        # The server's health servicer (set by the TrainerServer): this service turns NOT_SERVING
+        # while its store refuses writes (a full disk, a failed fsync).
+        self.health: health.aio.HealthServicer | None = None
+        self._store_watch: asyncio.Task[None] | None = None
 
     def methods(self) -> dict[str, Any]:
         return {"Push": self.push, "Stats": self.stats, "ListIds": self.list_ids, "Query": self.query}
@@ -128,30 +178,46 @@ class TrajectoryService:
     async def push(
         self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[bytes]:
-        """Answers in request order; requests are stored concurrently (their appends share fsyncs)."""
+        """Answers in request order; requests are stored concurrently (their appends share fsyncs).
+        Requests awaiting their answers are bounded (`_Budget`); beyond that the stream is not read
+        (HTTP/2 flow control pushes back on the client)."""
         peer = context.peer()
-        answers: asyncio.Queue[Awaitable[bytes] | None] = asyncio.Queue(self.config.max_in_flight)
+        budget = _Budget(self)
+        # Unbounded: the budget bounds it, and the reader's end marker must never wait for room (a
+        # reader cancelled while the consumer is gone would otherwise hang on it forever).
+        answers: asyncio.Queue[tuple[Awaitable[bytes], int] | None] = asyncio.Queue()
         counts = {"stored": 0, "duplicates": 0, "rejected": 0}
 
         async def read() -> None:
             try:
                 async for raw in requests:
-                    await answers.put(self._handle(raw, peer, counts))
+                    await budget.take(len(raw))
+                    answers.put_nowait((self._handle(raw, peer, counts), len(raw)))
             finally:
-                await answers.put(None)
+                answers.put_nowait(None)
 
         reader = asyncio.create_task(read(), name="push-reader")
         log.debug("push stream opened", extra={"peer": peer})
         try:
-            while (answer := await answers.get()) is not None:
-                yield await answer
+            while (item := await answers.get()) is not None:
+                answer, size = item
+                try:
+                    out = await answer
+                finally:
+                    budget.give(size)
+                yield out
             await reader  # surfaces a failure of the request stream itself
         finally:
             reader.cancel()
+            # Answers nobody will read: their stores go on (appends are shielded), their bytes are freed.
+            while not answers.empty():
+                if (item := answers.get_nowait()) is not None:
+                    budget.give(item[1])
             log.info("push stream ended", extra={"peer": peer, **counts})
 
     def _handle(self, raw: bytes, peer: str, counts: dict[str, int]) -> Awaitable[bytes]:
         """The answer to one request: at once for a refusal, else a task that stores it."""
+        metrics.INGEST_BYTES.inc(len(raw))
         try:
             req = tpb.PushRequest.FromString(raw)
         except DecodeError as exc:
@@ -184,11 +250,17 @@ class TrajectoryService:
             duplicate = await self.store.append(trajectory, validate=False)
         except TrajectoryError as exc:
             return self._refuse(seq, id, Code.INVALID_ARGUMENT, str(exc), peer, counts)
+        except StoreFull as exc:
+            self._watch_store()
+            return self._refuse(seq, id, Code.UNAVAILABLE, f"{exc}; re-send it once the trainer's health is "
+                                "SERVING again", peer, counts)  # fmt: skip
         except StoreError as exc:
+            self._watch_store()
             return self._refuse(
                 seq, id, Code.UNAVAILABLE, f"the trainer could not store it: {exc}", peer, counts
             )
         counts["duplicates" if duplicate else "stored"] += 1
+        metrics.INGEST_TRAJECTORIES.labels("duplicate" if duplicate else "stored").inc()
         self.stored += not duplicate
         return tpb.PushResponse(seq=seq, id=id, stored=tpb.Stored(duplicate=duplicate)).SerializeToString()
 
@@ -197,11 +269,40 @@ class TrajectoryService:
     ) -> bytes:
         self.rejected += 1
         counts["rejected"] += 1
+        metrics.INGEST_TRAJECTORIES.labels("rejected").inc()
         log.warning(
             "trajectory refused",
             extra={"seq": seq, "id": id, "code": code.name, "error": message, "peer": peer},
         )
         return _error(seq, id, code, message)
+
+    # --- health follows the store ------------------------------------------------------------------
+    def _watch_store(self) -> None:
+        """The store refused a write: health NOT_SERVING, and while the disk is full, a check every
+        `space_retry_s` for space; SERVING again once it is back. (A failed fsync is not retried:
+        that store stays refused, and NOT_SERVING, until the trainer restarts.)"""
+        if self._store_watch is None or self._store_watch.done():
+            self._store_watch = asyncio.create_task(self._follow_store(), name="store-health")
+
+    async def _follow_store(self) -> None:
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        log.warning(
+            "trajectory store refuses writes: health NOT_SERVING", extra={"path": str(self.store.path)}
+        )
+        while self.store.full and not self.draining:
+            await asyncio.sleep(self.config.space_retry_s)
+            if await asyncio.to_thread(self.store.retry_space):
+                if not self.draining:
+                    await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+                log.info(
+                    "trajectory store accepts writes again: health SERVING",
+                    extra={"path": str(self.store.path)},
+                )
+                return
+
+    async def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
+        if self.health is not None:  # during a graceful shutdown the servicer ignores it
+            await self.health.set(DESCRIPTOR.full_name, status)
 
     # --- Stats, ListIds, Query ----------------------------------------------------------------------
     async def stats(self, request: tpb.StatsRequest, context: grpc.aio.ServicerContext) -> tpb.StatsResponse:

@@ -30,6 +30,11 @@ writer thread, off the event loop. A crash can leave a torn last line (or garbag
 the end of the last segment: it holds nothing acknowledged, and is cut when the store is next
 opened for writing. A bad line followed by good ones is corruption, not a torn append: it is
 skipped, counted, and logged with its file and offset (`strict=True` refuses to open instead).
+
+A full disk (ENOSPC, EDQUOT) is not damage: the refused write is cut back off the segment, appends
+raise StoreFull until `retry_space` finds room, and then the store goes on, no reopen needed. Any
+other write or fsync failure stops writes until the store is reopened (StoreFailed). A new store's
+directories are fsync'd into their parents, so the store itself survives a crash after creation.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ from typing import Any
 
 import orjson
 
+from agentgym.core import metrics
 from agentgym.core.trajectory import Trajectory, TrajectoryError, make_record_id
 
 log = logging.getLogger(__name__)
@@ -87,6 +93,17 @@ class StoreCorrupt(StoreError):
 class StoreFailed(StoreError):
     """A write or fsync failed: the store refuses further writes until it is reopened (reopening
     cuts whatever the failed write left at the tail)."""
+
+
+class StoreFull(StoreError):
+    """The disk is full (ENOSPC, or a quota: EDQUOT): what the refused write left was cut, and
+    writes are refused until `retry_space` finds room again; no restart needed."""
+
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+# The most a space check writes (a refused batch can be up to max_batch_bytes).
+_PROBE_MAX = 4 << 20
+PROBE = "SPACE.probe"
 
 
 def segment_name(number: int) -> str:
@@ -371,6 +388,19 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _make_dirs(path: Path) -> None:
+    """mkdir -p, each new directory fsync'd into its parent: a directory's entry lives in its
+    parent, and without this a crash can lose a new store whose own files were all fsync'd."""
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for new in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another process made it meanwhile: fine
+            new.mkdir()
+        _fsync_dir(new.parent)
+
+
 _sync_data = getattr(os, "fdatasync", os.fsync)
 
 
@@ -404,6 +434,8 @@ class TrajectoryStore:
         self._active = 0
         self._active_fd: int | None = None
         self._failed: StoreFailed | None = None
+        self._full: StoreFull | None = None
+        self._full_bytes = 0  # the size of the write the full disk refused
         self.per_env: dict[str, Counts] = {}
         self.per_iteration: dict[int | None, Counts] = {}
         self.total = Counts()
@@ -453,7 +485,7 @@ class TrajectoryStore:
         if not path.exists():
             if not create:
                 raise NotAStore(f"{path} does not exist" + (" (read-only open)" if self.readonly else ""))
-            path.mkdir(parents=True)
+            _make_dirs(path)
         marker = path / MARKER
         if not marker.exists():  # checked before locking: a directory that is not a store is left alone
             others = sorted(p.name for p in path.iterdir() if p.name != LOCK)
@@ -585,10 +617,16 @@ class TrajectoryStore:
             )
 
     def _new_segment(self, number: int) -> None:
-        fd = os.open(
-            self.path / segment_name(number), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644
-        )
-        _fsync_dir(self.path)  # the new file's name must survive a crash too
+        seg = self.path / segment_name(number)
+        fd = os.open(seg, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            _fsync_dir(self.path)  # the new file's name must survive a crash too
+        except OSError:
+            # Not made: the next rotation (e.g. once a full disk has room) creates it again.
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                seg.unlink()
+            raise
         if self._active_fd is not None:
             os.close(self._active_fd)
         self._active, self._active_fd = number, fd
@@ -690,6 +728,16 @@ class TrajectoryStore:
             )
 
     # --- writing ------------------------------------------------------------------------------------
+    @property
+    def writable(self) -> bool:
+        """Whether appends are accepted now (False while the disk is full, after a failed fsync)."""
+        return not self.readonly and not self._closed and self._failed is None and self._full is None
+
+    @property
+    def full(self) -> bool:
+        """Writes are refused because the disk is full; `retry_space` ends it once there is room."""
+        return self._full is not None and not self._closed
+
     def _writable(self) -> None:
         if self.readonly:
             raise StoreError(f"{self.path} is open read-only")
@@ -697,6 +745,55 @@ class TrajectoryStore:
             raise StoreError(f"{self.path} is closed")
         if self._failed is not None:
             raise self._failed
+        if self._full is not None:
+            raise self._full
+
+    def retry_space(self) -> bool:
+        """While the disk is full: write (and fsync, then delete) a probe file the size of the
+        refused write, capped at 4 MiB; when that works, writes are accepted again and True is
+        returned. Blocking: run it on a thread. True when the store was not full."""
+        with self._wlock:
+            if self._full is None or self._closed:
+                return self._full is None
+            probe = self.path / PROBE
+            try:
+                fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                try:
+                    data = memoryview(bytes(min(max(self._full_bytes, 4096), _PROBE_MAX)))
+                    while data:
+                        data = data[os.write(fd, data) :]
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                log.debug("still no space for the store", extra={"path": str(self.path), "error": str(exc)})
+                return False
+            finally:
+                with contextlib.suppress(OSError):
+                    probe.unlink()
+            self._full = None
+            log.info("trajectory store has space again: writes accepted", extra={"path": str(self.path)})
+            return True
+
+    def _no_space(self, exc: OSError, start: int, size: int) -> StoreFull | None:
+        """After a write or fsync failed for lack of space: cut the active segment back to `start`
+        (its last acknowledged line) and fsync it; the store is then exactly as before the write, so
+        it can go on once there is room. None when the cut itself fails (the store then fails)."""
+        assert self._active_fd is not None
+        try:
+            os.ftruncate(self._active_fd, start)
+            os.fsync(self._active_fd)
+        except OSError as cut:
+            log.error("cutting a refused write failed", extra={"path": str(self.path), "error": str(cut)})
+            return None
+        self._full_bytes = size
+        self._full = StoreFull(
+            f"the trainer's disk is full ({exc.strerror or exc}) writing {self.path}: it refuses writes until "
+            "space is freed"
+        )
+        log.error("trajectory store: disk full, writes refused until space returns",
+                  extra={"path": str(self.path), "error": str(exc), "bytes": size})  # fmt: skip
+        return self._full
 
     def _write(self, lines: Sequence[bytes]) -> tuple[int, int]:
         """Append `lines` to the active segment with one write and one fdatasync; returns (segment,
@@ -704,17 +801,30 @@ class TrajectoryStore:
         with self._wlock:
             if self._failed is not None:
                 raise self._failed
-            if self._seg_sizes[self._active] >= self.segment_bytes:
-                self._rotate()
-            assert self._active_fd is not None
+            if self._full is not None:
+                raise self._full
             data = memoryview(b"".join(lines))
+            if self._seg_sizes[self._active] >= self.segment_bytes:
+                try:
+                    self._rotate()
+                except OSError as exc:
+                    if exc.errno in _NO_SPACE and (full := self._no_space(exc, self._seg_sizes[self._active],
+                                                                          len(data))):  # fmt: skip
+                        raise full from exc
+                    raise
+            assert self._active_fd is not None
             start = self._seg_sizes[self._active]
             try:
                 while data:
                     data = data[os.write(self._active_fd, data) :]
                 if self.fsync:
-                    _sync_data(self._active_fd)
+                    with metrics.STORE_FSYNC_SECONDS.time():
+                        _sync_data(self._active_fd)
             except OSError as exc:
+                # A full disk is not damage: cut back what the write left, and refuse writes until
+                # there is room (the service turns NOT_SERVING meanwhile).
+                if exc.errno in _NO_SPACE and (full := self._no_space(exc, start, sum(map(len, lines)))):
+                    raise full from exc
                 # After a failed fsync the kernel's view of the file can no longer be trusted:
                 # refuse writes until a reopen rescans (and cuts) the tail.
                 self._failed = StoreFailed(
@@ -724,6 +834,7 @@ class TrajectoryStore:
                 log.error("trajectory store write failed", extra={"path": str(self.path), "error": str(exc)})
                 raise self._failed from exc
             self._seg_sizes[self._active] = start + sum(len(line) for line in lines)
+            metrics.STORE_COMMIT_TRAJECTORIES.observe(len(lines))
             return self._active, start
 
     def _rotate(self) -> None:
