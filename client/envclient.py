@@ -1,6 +1,6 @@
 """The async client SDK: many concurrent episodes over a few gRPC channels.
 
-    async with EnvClient("127.0.0.1:50051") as client:
+    async with EnvClient("127.0.0.1:50051") as client:     # "grpcs://host:50051": TLS (docs/security.md)
         async with client.episode("maze", task_id=3) as ep:
             print(ep.instruction, ep.initial.observation)
             while not ep.over:
@@ -11,6 +11,10 @@ Each episode is one bidirectional stream; all streams to one server share its ch
 several addresses, an episode goes to the least-loaded server that hosts its env (from
 `ListEnvs`, refreshed in the background, plus this client's own opens and closes); a server that
 is full or unreachable at create time is skipped for the next one.
+
+`security` (core/security.py; default: $AGENTGYM_TLS_CA and $AGENTGYM_TOKEN_FILE) gives the CA that
+grpcs:// servers are checked against, a client certificate for mutual TLS, and the bearer token
+every call carries.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from agentgym.client.errors import (
     from_rpc_error,
 )
 from agentgym.client.types import EnvInfo, ServerStatus, StepResult
+from agentgym.core.security import ClientSecurity, connect, default_client
 from agentgym.v1 import env_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -63,11 +68,17 @@ def channel_options(
 class _Server:
     """One server address: its channels, what it hosts, and how loaded it is."""
 
-    def __init__(self, address: str, channels: int, max_message_bytes: int) -> None:
+    def __init__(self, address: str, channels: int, max_message_bytes: int, security: ClientSecurity) -> None:
         self.address = address
+        self.security = security
+        # The token goes on each call here (session_call, list_rpc) rather than through a channel
+        # interceptor, which would add a queue hop to every message of every episode.
         self.channels = [
-            grpc.aio.insecure_channel(
-                address, options=channel_options(max_message_bytes, i if channels > 1 else None)
+            connect(
+                address,
+                security,
+                channel_options(max_message_bytes, i if channels > 1 else None),
+                token_per_call=False,
             )
             for i in range(channels)
         ]
@@ -91,7 +102,7 @@ class _Server:
         self.down_until = 0.0
 
     def session_call(self) -> grpc.aio.StreamStreamCall:
-        return self.sessions[next(self._next)]()
+        return self.sessions[next(self._next)](metadata=self.security.metadata())
 
     def load(self, env: str) -> float:
         """Fraction of this server's capacity for `env` in use, by the last ListEnvs plus our own
@@ -117,12 +128,14 @@ class EnvClient:
         max_message_bytes: int = 4 * 1024 * 1024,
         refresh_s: float = 5.0,
         connect_timeout_s: float = 10.0,
+        security: ClientSecurity | None = None,
     ) -> None:
         if isinstance(addresses, str):
             addresses = [a.strip() for a in addresses.split(",") if a.strip()]
         if not addresses:
             raise ValueError("EnvClient needs at least one server address (host:port)")
-        self.servers = [_Server(a, channels_per_server, max_message_bytes) for a in addresses]
+        self.security = security or default_client()
+        self.servers = [_Server(a, channels_per_server, max_message_bytes, self.security) for a in addresses]
         self.refresh_s = refresh_s
         self.connect_timeout_s = connect_timeout_s
         self._refreshed_at = -1e18
@@ -143,7 +156,11 @@ class EnvClient:
         """ListEnvs of one server (the first by default)."""
         server = self._server(address) if address else self.servers[0]
         try:
-            reply = await server.list_rpc(pb.ListEnvsRequest(), timeout=timeout_s or self.connect_timeout_s)
+            reply = await server.list_rpc(
+                pb.ListEnvsRequest(),
+                timeout=timeout_s or self.connect_timeout_s,
+                metadata=self.security.metadata(),
+            )
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc, address=server.address) from None
         server.status = ServerStatus.from_pb(server.address, reply)

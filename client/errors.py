@@ -78,6 +78,16 @@ class Unimplemented(AgentGymError):
     code = grpc.StatusCode.UNIMPLEMENTED
 
 
+class Unauthenticated(AgentGymError):
+    """No bearer token, or one the server does not accept (docs/security.md: --token-file)."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class PermissionDenied(AgentGymError):
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
 _BY_CODE: dict[grpc.StatusCode, type[AgentGymError]] = {
     cls.code: cls
     for cls in (
@@ -91,6 +101,8 @@ _BY_CODE: dict[grpc.StatusCode, type[AgentGymError]] = {
         Unavailable,
         Cancelled,
         Unimplemented,
+        Unauthenticated,
+        PermissionDenied,
     )
 }
 _BY_NUMBER: dict[int, grpc.StatusCode] = {c.value[0]: c for c in grpc.StatusCode}
@@ -102,6 +114,12 @@ def error_for(
     """The typed exception for a status code (numeric google.rpc.Code or grpc.StatusCode)."""
     if isinstance(code, int):
         code = _BY_NUMBER.get(code, grpc.StatusCode.UNKNOWN)
+    if code == grpc.StatusCode.UNAVAILABLE and message.endswith("Socket closed"):
+        # What gRPC says when TLS is refused without a reason it can tell the client.
+        message += (
+            " (if the server requires a client certificate, give --tls-cert/--tls-key; if it serves TLS, "
+            "use grpcs://HOST:PORT; docs/security.md)"
+        )
     cls = _BY_CODE.get(code)
     if cls is None:
         err = AgentGymError(message, address=address, episode_id=episode_id)

@@ -18,6 +18,7 @@ from agentgym.client.envclient import EnvClient, Episode
 from agentgym.client.policies.base import Policy
 from agentgym.client.policies.chat import Conversation
 from agentgym.client.types import StepResult
+from agentgym.core import metrics
 from agentgym.core.trajectory import Trajectory, Turn, make_item_id, make_record_id
 
 _ACTION = re.compile(r"Action\s*:", re.IGNORECASE)
@@ -99,11 +100,13 @@ async def _play(
             return p
         t = time.perf_counter()
         turn = await policy.act(p.conv, ep)
-        p.policy_s += time.perf_counter() - t
+        p.policy_s += (dt := time.perf_counter() - t)
+        metrics.child(metrics.ROLLOUT_POLICY_SECONDS, ep.env).observe(dt)
         p.conv.add_agent(turn)
         t = time.perf_counter()
         p.last = await ep.step(parse_action(turn.text, max_action_bytes))
-        p.env_s += time.perf_counter() - t
+        p.env_s += (dt := time.perf_counter() - t)
+        metrics.child(metrics.ROLLOUT_STEP_SECONDS, ep.env).observe(dt)
         p.rounds += 1
         p.step_rewards.append(float(p.last.reward))
         p.conv.add_env(p.last.observation)

@@ -38,6 +38,7 @@ from agentgym.client.errors import AgentGymError, Cancelled, Unavailable
 from agentgym.client.policies.base import Policy, PolicyError
 from agentgym.client.react import EpisodeSpec, run_episode
 from agentgym.client.types import EnvInfo
+from agentgym.core import metrics
 from agentgym.core.trajectory import JsonlWriter, Trajectory, read_trajectories
 
 log = logging.getLogger(__name__)
@@ -203,10 +204,12 @@ class Rollout:
         task = asyncio.current_task()
         assert task is not None
         self._running.add(task)
+        metrics.ROLLOUT_LIVE.inc()
         try:
             await self._play(spec)
         finally:
             self._running.discard(task)
+            metrics.ROLLOUT_LIVE.dec()
         progress.update(task_id, advance=1, **self._fields())
 
     async def _play(self, spec: EpisodeSpec) -> None:
@@ -229,6 +232,7 @@ class Rollout:
             except (AgentGymError, PolicyError) as exc:
                 error = exc
                 if _transient(exc) and attempt < cfg.retries:
+                    metrics.ROLLOUT_RETRIES.labels(spec.env).inc()
                     await asyncio.sleep(min(10.0, 0.2 * 2**attempt))
                     continue
                 break
@@ -250,6 +254,9 @@ class Rollout:
         s.finished += 1
         s.steps += t.rounds or 0
         s.completion_tokens += sum(t.loss_mask or ())
+        metrics.ROLLOUT_EPISODES.labels(spec.env, "finished").inc()
+        metrics.ROLLOUT_SUCCESSES.labels(spec.env).inc(bool(t.success))
+        metrics.ROLLOUT_COMPLETION_TOKENS.labels(spec.env).inc(sum(t.loss_mask or ()))
         c = self._stats.setdefault(spec.env, Counter())
         c["episodes"] += 1
         c["success"] += bool(t.success)
@@ -259,6 +266,7 @@ class Rollout:
     async def _failed(self, spec: EpisodeSpec, error: BaseException) -> None:
         s = self.summary
         s.failed += 1
+        metrics.ROLLOUT_EPISODES.labels(spec.env, "failed").inc()
         kind = type(error).__name__
         s.errors[kind] += 1
         self._stats.setdefault(spec.env, Counter())["failed"] += 1

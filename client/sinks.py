@@ -1,6 +1,7 @@
 """Sinks named by URL, for `agentgym rollout --sink URL`: where trajectories go besides the --out file.
 
-    grpc://HOST:PORT[?iteration=N&resume=0&timeout=S]   a trainer (`agentgym train serve`)
+    grpc://HOST:PORT[?iteration=N&resume=0&timeout=S]   a trainer (`agentgym trainer serve`)
+    grpcs://HOST:PORT[?...]                             the same over TLS (docs/security.md)
 
 `GrpcSink` streams every finished trajectory to the trainer over one `Push` stream and keeps each
 one until the trainer acknowledges it (durably stored). When the stream breaks (the trainer
@@ -20,6 +21,9 @@ record) are logged as they come and reported by `close()` too.
   goes on and its trajectories reach the trainer once it is back.
 - `write()` waits (back-pressure) while `max_unacked` trajectories are unacknowledged, so a trainer
   that is down holds the rollout back instead of filling memory.
+- Every call carries the bearer token of `security` (core/security.py; default: $AGENTGYM_TOKEN_FILE).
+  A trainer that refuses it (UNAUTHENTICATED) is retried like one that is down, so a token file
+  fixed meanwhile is picked up; `close()` names the refusal if it lasts.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import grpc
 from agentgym.client.envclient import channel_options
 from agentgym.client.errors import AgentGymError
 from agentgym.core.rpc import stub
+from agentgym.core.security import ClientSecurity, connect
 from agentgym.core.trajectory import Trajectory
 from agentgym.v1 import trajectory_pb2 as tpb
 
@@ -71,8 +76,10 @@ class GrpcSink:
         max_unacked: int = 4096,
         max_message_bytes: int = 80 << 20,
         list_timeout_s: float = 10.0,
+        security: ClientSecurity | None = None,
     ) -> None:
         self.address = address
+        self.security = security
         self.iteration = iteration
         self.resume = resume
         self.close_timeout_s = close_timeout_s
@@ -102,9 +109,7 @@ class GrpcSink:
         wanted = tpb.TrajectoryFilter(iteration=-1 if self.iteration is None else self.iteration)
         ids: set[str] = set()
         try:
-            async with grpc.aio.insecure_channel(
-                self.address, options=channel_options(self.max_message_bytes)
-            ) as ch:
+            async with connect(self.address, self.security, channel_options(self.max_message_bytes)) as ch:
                 async for chunk in stub(ch, SERVICE, "ListIds")(tpb.ListIdsRequest(filter=wanted),
                                                                  timeout=self.list_timeout_s):  # fmt: skip
                     ids.update(chunk.record_ids)
@@ -192,9 +197,7 @@ class GrpcSink:
     def _start(self) -> tuple[asyncio.Event, asyncio.Event]:
         if self._wake is None or self._acked is None:
             self._wake, self._acked = asyncio.Event(), asyncio.Event()
-            self._channel = grpc.aio.insecure_channel(
-                self.address, options=channel_options(self.max_message_bytes)
-            )
+            self._channel = connect(self.address, self.security, channel_options(self.max_message_bytes))
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name=f"sink {self.address}")
         return self._wake, self._acked
@@ -298,11 +301,13 @@ class GrpcSink:
             self._wake.set()
 
 
-def sink_for_url(url: str) -> GrpcSink:
+def sink_for_url(url: str, security: ClientSecurity | None = None) -> GrpcSink:
     """The sink a URL names; ValueError for one this client does not know."""
     parts = urlsplit(url)
-    if parts.scheme != "grpc":
-        raise ValueError(f"sink {url!r}: unsupported scheme {parts.scheme!r}; expected grpc://HOST:PORT")
+    if parts.scheme not in ("grpc", "grpcs"):
+        raise ValueError(
+            f"sink {url!r}: unsupported scheme {parts.scheme!r}; expected grpc://HOST:PORT or grpcs://HOST:PORT"
+        )
     try:
         port = parts.port
     except ValueError:
@@ -323,4 +328,5 @@ def sink_for_url(url: str) -> GrpcSink:
         except ValueError as exc:
             raise ValueError(f"sink {url!r}: {key}={value!r}: {exc}") from None
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return GrpcSink(f"{host}:{port}", **options)
+    address = f"{host}:{port}" if parts.scheme == "grpc" else f"grpcs://{host}:{port}"
+    return GrpcSink(address, security=security, **options)

@@ -9,6 +9,10 @@ WorkDone with a result per episode. Exploration items also stream every trajecto
 (TrajectoryService.Push, tagged with the item's iteration), skipping what the trainer already
 holds, so an item re-run after a crash plays only what is missing. When the trainer goes away the
 worker reconnects with backoff and carries on with whatever the trainer offers next.
+
+One `security` (core/security.py; the CLI's --tls-ca/--tls-cert/--tls-key/--token-file, default
+$AGENTGYM_TLS_CA and $AGENTGYM_TOKEN_FILE) serves every connection the worker makes: the trainer,
+the env servers and the policy servers. Give each server's token file the worker's token.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from agentgym.client.react import EpisodeSpec
 from agentgym.client.rollout import Rollout, RolloutConfig, RolloutSummary
 from agentgym.client.sinks import GrpcSink
 from agentgym.core.rpc import stub
+from agentgym.core.security import ClientSecurity, connect, default_client
 from agentgym.core.trajectory import Trajectory
 from agentgym.v1 import trainer_pb2 as rpb
 
@@ -101,11 +106,11 @@ class AbortOnUpdate(Policy):
         return self.inner.describe()
 
 
-def default_policy(item: rpb.WorkItem) -> Policy:
+def default_policy(item: rpb.WorkItem, security: ClientSecurity | None = None) -> Policy:
     from agentgym.client.policies.sglang import SGLangPolicy
 
     sampling = Sampling(item.temperature, item.top_p or 1.0, item.max_new_tokens or 128)
-    return SGLangPolicy(list(item.policy_urls), sampling=sampling, seed=item.seed)
+    return SGLangPolicy(list(item.policy_urls), sampling=sampling, seed=item.seed, security=security)
 
 
 class RolloutWorker:
@@ -115,13 +120,16 @@ class RolloutWorker:
         *,
         env_servers: list[str] | None = None,
         name: str | None = None,
-        make_policy: Any = default_policy,
+        make_policy: Any = None,
         reconnect_s: float = 1.0,
+        security: ClientSecurity | None = None,
     ) -> None:
         self.trainer = trainer
+        self.security = security or default_client()
         self.env_servers = env_servers or []
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
-        self.make_policy = make_policy
+        # make_policy(item) -> Policy; by default the sglang policy on the item's servers.
+        self.make_policy = make_policy or (lambda item: default_policy(item, self.security))
         self.reconnect_s = reconnect_s
         self.items_done = 0
         self._clients: dict[tuple[str, ...], EnvClient] = {}
@@ -157,7 +165,7 @@ class RolloutWorker:
             while (msg := await outbox.get()) is not None:
                 yield msg
 
-        async with grpc.aio.insecure_channel(self.trainer) as channel:
+        async with connect(self.trainer, self.security) as channel:
             call = stub(channel, SERVICE, "Work")(requests())
             stopper = asyncio.create_task(stop.wait())
             try:
@@ -191,7 +199,7 @@ class RolloutWorker:
             )
         client = self._clients.get(servers)
         if client is None:
-            client = self._clients[servers] = EnvClient(list(servers))
+            client = self._clients[servers] = EnvClient(list(servers), security=self.security)
         specs = [
             EpisodeSpec(ep.env, ep.task_id, ep.seed if ep.HasField("seed") else None, ep.sample)
             for ep in item.episodes
@@ -199,9 +207,8 @@ class RolloutWorker:
         results = ResultSink()
         sinks: list[Any] = [results]
         if item.purpose == "explore":
-            sinks.append(
-                GrpcSink(self.trainer, iteration=item.iteration if item.HasField("iteration") else None)
-            )
+            iteration = item.iteration if item.HasField("iteration") else None
+            sinks.append(GrpcSink(self.trainer, iteration=iteration, security=self.security))
         policy = self.make_policy(item)
         if item.abort_on_update:
             policy = AbortOnUpdate(policy)

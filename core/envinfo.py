@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import grpc
 
 from agentgym.core.rpc import stub
+from agentgym.core.security import ClientSecurity, connect
 from agentgym.v1 import env_pb2 as pb
 
 SERVICE = pb.DESCRIPTOR.services_by_name["EnvService"]
@@ -56,13 +57,16 @@ class EnvInfo:
         )
 
 
-async def list_envs(addresses: list[str], timeout_s: float = 10.0) -> dict[str, EnvInfo]:
-    """Every env the servers at `addresses` host (the first server's spec wins on conflicts).
-    Raises ConnectionError naming the servers when none answers."""
+async def list_envs(
+    addresses: list[str], timeout_s: float = 10.0, security: ClientSecurity | None = None
+) -> dict[str, EnvInfo]:
+    """Every env the servers at `addresses` host (the first server's spec wins on conflicts), over
+    TLS for grpcs:// and with the bearer token of `security` (core/security.py). Raises
+    ConnectionError naming the servers when none answers."""
     out: dict[str, EnvInfo] = {}
     errors = []
     for address in addresses:
-        async with grpc.aio.insecure_channel(address) as channel:
+        async with connect(address, security) as channel:
             try:
                 reply = await stub(channel, SERVICE, "ListEnvs")(pb.ListEnvsRequest(), timeout=timeout_s)
             except grpc.aio.AioRpcError as exc:

@@ -11,6 +11,10 @@ Every policy server of the fabric speaks SGLang's native HTTP API: SGLang itself
 A server that refuses or cannot be reached is retried; if it still fails, the servers that already
 loaded the new version are rolled back to `previous`, and WeightsError says which server failed and
 what every server serves now. Rollouts never run on a silent mix of versions.
+
+Each request carries the bearer token of `security` (core/security.py; default: $AGENTGYM_TOKEN_FILE)
+and checks https:// servers against its CA, so servers started with a token (SGLang's --api-key,
+`agentgym policy serve --auth-token-file`) load weights too.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from dataclasses import dataclass
 
 import aiohttp
 import orjson
+
+from agentgym.core.security import ClientSecurity, default_client
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +47,12 @@ class Checkpoint:
 
 
 async def _load_one(
-    session: aiohttp.ClientSession, url: str, ckpt: Checkpoint, retries: int, backoff_s: float
+    session: aiohttp.ClientSession,
+    url: str,
+    ckpt: Checkpoint,
+    retries: int,
+    backoff_s: float,
+    security: ClientSecurity,
 ) -> str:
     """ "" when `url` loaded `ckpt`, else why not (after `retries` more tries)."""
     body = orjson.dumps({"model_path": ckpt.path, "weight_version": ckpt.version})
@@ -51,7 +62,7 @@ async def _load_one(
             async with session.post(
                 url.rstrip("/") + "/update_weights_from_disk",
                 data=body,
-                headers={"Content-Type": "application/json"},
+                headers={"Content-Type": "application/json", **security.headers()},
             ) as resp:
                 raw = await resp.read()
                 if resp.status != 200:
@@ -81,15 +92,20 @@ async def load_weights(
     retries: int = 2,
     backoff_s: float = 0.5,
     timeout_s: float = 600.0,
+    security: ClientSecurity | None = None,
 ) -> None:
     """Make every server in `urls` serve the checkpoint at `path` as `version`, or none of them:
     see the module docstring. `previous` is (path, version) of what they served before."""
     if not urls:
         return
     new = Checkpoint(path, version)
+    security = security or default_client()
     timeout = aiohttp.ClientTimeout(total=timeout_s)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
-        errors = await asyncio.gather(*(_load_one(session, u, new, retries, backoff_s) for u in urls))
+    connector = aiohttp.TCPConnector(ssl=security.ssl_context() or True)
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+        errors = await asyncio.gather(
+            *(_load_one(session, u, new, retries, backoff_s, security) for u in urls)
+        )
         failed = {u: e for u, e in zip(urls, errors, strict=True) if e}
         if not failed:
             log.info(
@@ -101,7 +117,9 @@ async def load_weights(
         rolled = ""
         if loaded and previous is not None:
             back = Checkpoint(*previous)
-            undo = await asyncio.gather(*(_load_one(session, u, back, retries, backoff_s) for u in loaded))
+            undo = await asyncio.gather(
+                *(_load_one(session, u, back, retries, backoff_s, security) for u in loaded)
+            )
             for u, e in zip(loaded, undo, strict=True):
                 serving[u] = "unknown" if e else back.version
             stuck = [u for u, e in zip(loaded, undo, strict=True) if e]

@@ -1,11 +1,12 @@
-"""Options shared by `agentgym rollout` and `agentgym eval`: policy, tasks, servers, run limits."""
+"""Options shared by the CLI's verbs: policy, tasks, servers, run limits (`agentgym rollout` and
+`agentgym eval`), and the security flags of every server and every client (docs/security.md)."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 from rich.console import Console
 
@@ -15,6 +16,14 @@ from agentgym.client.policies import BACKENDS, Policy, Sampling, make_policy
 from agentgym.client.react import EpisodeSpec
 from agentgym.client.rollout import RolloutConfig
 from agentgym.client.tasks import expand, select_tasks, tasks_from_item_file
+from agentgym.core.metrics import check_port, start_metrics_server
+from agentgym.core.security import (
+    ENV_TLS_CA,
+    ENV_TOKEN_FILE,
+    ClientSecurity,
+    SecurityError,
+    ServerSecurity,
+)
 
 DEFAULT_SERVER = "127.0.0.1:50051"
 
@@ -39,7 +48,10 @@ def add_policy_args(p: argparse.ArgumentParser) -> None:
         "--max-context-tokens", type=int, default=None, help="end an episode whose prompt reaches this"
     )
     g.add_argument(
-        "--api-key-env", default="OPENAI_API_KEY", help="openai: environment variable holding the API key"
+        "--api-key-env",
+        default=None,
+        help="environment variable holding the policy server's API key (openai: default OPENAI_API_KEY; "
+        "sglang: default none, the token of --token-file)",
     )
     g.add_argument("--max-batch", type=int, default=32, help="hf: largest generation batch")
     g.add_argument("--seed", type=int, default=0, help="random policy and sampling seed")
@@ -88,13 +100,74 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
         "--max-rounds", action="append", default=[], metavar="ENV=N", help="override an env's round limit"
     )
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument("--metrics-port", type=int, default=None,
+                   help="serve the run's Prometheus metrics at http://HOST:N/metrics while it lasts (0: a free "
+                   "port; docs/metrics.md)")  # fmt: skip
+    g.add_argument("--metrics-host", default="127.0.0.1", help="address of --metrics-port (default 127.0.0.1)")  # fmt: skip
+    add_client_security_args(p)
+
+
+def add_client_security_args(p: argparse.ArgumentParser, *, prefix: str = "") -> None:
+    """How a command checks servers and proves itself to them: the same flags on every verb that
+    connects (`prefix` "client-" for a server's own outbound connections)."""
+    g = p.add_argument_group(f"{'outbound ' if prefix else ''}security (docs/security.md)")
+    g.add_argument(f"--{prefix}tls-ca", metavar="PEM", default=os.environ.get(ENV_TLS_CA) or None,
+                   help=f"CA that signed the servers' certificates, for grpcs:// and https:// (default ${ENV_TLS_CA}, "
+                   "else the system's roots)")  # fmt: skip
+    g.add_argument(
+        f"--{prefix}tls-cert", metavar="PEM", help="client certificate, for mutual TLS (with --tls-key)"
+    )
+    g.add_argument(f"--{prefix}tls-key", metavar="PEM", help="the client certificate's private key")
+    g.add_argument(f"--{prefix}token-file", metavar="FILE", default=os.environ.get(ENV_TOKEN_FILE) or None,
+                   help=f"bearer token to present (its first line; default ${ENV_TOKEN_FILE})")  # fmt: skip
+
+
+def client_security(
+    args: argparse.Namespace, *, prefix: str = "", token: str | None = None
+) -> ClientSecurity:
+    """The ClientSecurity of add_client_security_args' flags; exits with a clear message when a file
+    is missing or flags do not go together."""
+    p = prefix.replace("-", "_")
+    try:
+        return ClientSecurity(ca=getattr(args, f"{p}tls_ca", None), cert=getattr(args, f"{p}tls_cert", None),
+                              key=getattr(args, f"{p}tls_key", None),
+                              token_file=getattr(args, f"{p}token_file", None), token=token).check()  # fmt: skip
+    except SecurityError as exc:
+        raise SystemExit(f"agentgym: {exc}") from None
+
+
+def add_server_security_args(p: argparse.ArgumentParser) -> None:
+    """A server's TLS, bearer tokens and --insecure (defaults None, so a config file's values stand)."""
+    g = p.add_argument_group("security (docs/security.md)")
+    g.add_argument(
+        "--tls-cert", metavar="PEM", help="serve TLS with this certificate (chain), with --tls-key"
+    )
+    g.add_argument("--tls-key", metavar="PEM", help="the certificate's private key")
+    g.add_argument("--tls-client-ca", metavar="PEM",
+                   help="mutual TLS: require client certificates signed by this CA")  # fmt: skip
+    g.add_argument("--auth-token-file", metavar="FILE",
+                   help="require a bearer token from this file (one a line, # comments; re-read when it changes)")  # fmt: skip
+    g.add_argument("--insecure", action="store_true", default=None,
+                   help="allow a non-loopback --host with neither TLS nor a token (refused otherwise)")  # fmt: skip
+
+
+def server_security(args: argparse.Namespace) -> ServerSecurity:
+    try:
+        return ServerSecurity.from_flags(args.tls_cert, args.tls_key, args.tls_client_ca, args.auth_token_file,
+                                         bool(args.insecure))  # fmt: skip
+    except SecurityError as exc:
+        raise SystemExit(f"agentgym: {exc}") from None
 
 
 def policy_from_args(args: argparse.Namespace) -> Policy:
     sampling = Sampling(args.temperature, args.top_p, args.max_new_tokens)
-    options = {"max_batch": args.max_batch} if args.policy == "hf" else {}
-    if args.policy == "openai":
-        options["api_key"] = os.environ.get(args.api_key_env, "")
+    options: dict[str, object] = {"max_batch": args.max_batch} if args.policy == "hf" else {}
+    if args.policy in ("sglang", "openai"):
+        # The key named by --api-key-env wins; else the first token of --token-file (an SGLang
+        # server started with --api-key, or an hf policy server with --auth-token-file).
+        var = args.api_key_env or ("OPENAI_API_KEY" if args.policy == "openai" else None)
+        key = os.environ.get(var, "") if var else ""
+        options["security"] = client_security(args, token=key or None)
     return make_policy(
         args.policy, model=args.model, url=args.policy_url, sampling=sampling, seed=args.seed, **options
     )
@@ -115,18 +188,41 @@ def config_from_args(args: argparse.Namespace) -> RolloutConfig:
 @contextlib.asynccontextmanager
 async def env_client(args: argparse.Namespace, console: Console) -> AsyncIterator[EnvClient]:
     """A client for --server, else for the default server if it answers, else for an embedded one."""
-    async with connect(args.server, [e for e in (args.envs or "").split(",") if e], console) as client:
-        yield client
+    wanted = [e for e in (args.envs or "").split(",") if e]
+    with serve_metrics(args, console):
+        async with connect(args.server, wanted, console, client_security(args)) as client:
+            yield client
+
+
+@contextlib.contextmanager
+def serve_metrics(args: argparse.Namespace, console: Console) -> Iterator[None]:
+    """--metrics-port: the process's metrics (core/metrics.py) served while the block runs."""
+    port = getattr(args, "metrics_port", None)
+    if port is None:
+        yield
+        return
+    try:
+        check_port(port)
+        server = start_metrics_server(port, args.metrics_host)
+    except (ValueError, OSError) as exc:
+        raise SystemExit(f"agentgym: {exc}") from None
+    console.print(f"[dim]metrics: {server.url}[/dim]")
+    try:
+        yield
+    finally:
+        server.close()
 
 
 @contextlib.asynccontextmanager
-async def connect(server: str | None, wanted: list[str], console: Console) -> AsyncIterator[EnvClient]:
+async def connect(
+    server: str | None, wanted: list[str], console: Console, security: ClientSecurity | None = None
+) -> AsyncIterator[EnvClient]:
     """A client for `server`, else for the default server if it hosts `wanted`, else for an embedded one."""
     if server:
-        async with EnvClient(server) as client:
+        async with EnvClient(server, security=security) as client:
             yield client
         return
-    async with EnvClient(DEFAULT_SERVER, connect_timeout_s=0.5) as client:
+    async with EnvClient(DEFAULT_SERVER, connect_timeout_s=0.5, security=security) as client:
         try:
             status = await client.server_status()
         except AgentGymError:

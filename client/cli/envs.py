@@ -8,9 +8,11 @@ import asyncio
 from rich.console import Console
 from rich.table import Table
 
+from agentgym.client.cli.common import add_client_security_args, client_security
 from agentgym.client.envclient import EnvClient
 from agentgym.client.errors import AgentGymError
 from agentgym.client.types import ServerStatus
+from agentgym.core.security import ClientSecurity
 
 DEFAULT_SERVER = "127.0.0.1:50051"
 
@@ -21,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--server", default=DEFAULT_SERVER, help=f"comma-separated HOST:PORT list (default {DEFAULT_SERVER})"
     )
     p.add_argument("--local", action="store_true", help="list envs registered in this installation instead")
+    add_client_security_args(p)
     p.set_defaults(func=run)
 
 
@@ -46,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if args.local:
         return _local(console)
     try:
-        statuses = asyncio.run(_statuses(args.server))
+        statuses = asyncio.run(_statuses(args.server, client_security(args)))
     except AgentGymError as exc:
         console.print(f"[red]{exc}[/red]")
         return 1
@@ -82,8 +85,8 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed == len(statuses) else 0
 
 
-async def _statuses(servers: str) -> list[ServerStatus | AgentGymError]:
-    async with EnvClient(servers, connect_timeout_s=3.0) as client:
+async def _statuses(servers: str, security: ClientSecurity) -> list[ServerStatus | AgentGymError]:
+    async with EnvClient(servers, connect_timeout_s=3.0, security=security) as client:
         return await client.refresh()
 
 

@@ -5,7 +5,9 @@
 
 Plays each env's test split (or --tasks / --item-ids), prints the table, and writes
 trajectories.jsonl, results.json and results.md under --out (rerunning with the same --out
-resumes and recomputes the table over everything played).
+resumes and recomputes the table over everything played). An episode that failed (the env could
+not reset, a server went away) counts as a failure in `success`; `success_finished` beside it
+leaves failed episodes out, and `failed` counts them.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from agentgym.client.errors import AgentGymError
 from agentgym.client.policies import PolicyError
 from agentgym.client.rollout import FileSink, Rollout
 from agentgym.client.tasks import TaskSpecError
-from agentgym.core.trajectory import Trajectory, TrajectoryError, read_trajectories
+from agentgym.core.trajectory import Trajectory, TrajectoryError, make_record_id, read_trajectories
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,40 +48,76 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def results_table(records: list[Trajectory], planned: dict[str, int]) -> dict[str, Any]:
+def results_table(
+    records: list[Trajectory], planned: dict[str, int], failed: dict[str, int] | None = None
+) -> dict[str, Any]:
+    """Per env and on average. `success` and `reward` count each failed episode (`failed`: per env,
+    e.g. an env that could not reset) as a failure with reward 0: an infrastructure failure is not
+    a success, and leaving it out would report 100% over 18 of 20 tasks. `success_finished` and
+    `reward_finished` are over the finished episodes only; `rounds` too."""
+    failed = failed or {}
     per_env: dict[str, dict[str, float]] = {}
     for env in sorted(planned):
         rs = [r for r in records if r.env == env]
-        n = len(rs)
+        n, f = len(rs), failed.get(env, 0)
+        wins, reward = sum(bool(r.success) for r in rs), sum(r.reward or 0.0 for r in rs)
         per_env[env] = {
-            "planned": planned[env], "episodes": n,
-            "success": sum(bool(r.success) for r in rs) / n if n else 0.0,
-            "reward": sum(r.reward or 0.0 for r in rs) / n if n else 0.0,
+            "planned": planned[env], "episodes": n, "failed": f,
+            "success": wins / (n + f) if n + f else 0.0,
+            "success_finished": wins / n if n else 0.0,
+            "reward": reward / (n + f) if n + f else 0.0,
+            "reward_finished": reward / n if n else 0.0,
             "rounds": sum(r.rounds or 0 for r in rs) / n if n else 0.0,
         }  # fmt: skip
-    envs = [m for m in per_env.values() if m["episodes"]]
-    average = {
-        k: sum(m[k] for m in envs) / len(envs) if envs else 0.0 for k in ("success", "reward", "rounds")
-    }
+    tried = [m for m in per_env.values() if m["episodes"] + m["failed"]]
+    finished = [m for m in per_env.values() if m["episodes"]]
+
+    def mean(ms: list[dict[str, float]], key: str) -> float:
+        return sum(m[key] for m in ms) / len(ms) if ms else 0.0
+
+    average = {k: mean(tried, k) for k in ("success", "reward")}
+    average |= {k: mean(finished, k) for k in ("success_finished", "reward_finished", "rounds")}
     return {"per_env": per_env, "average": average}
+
+
+def failed_episodes(errors: Path, wanted: set[str], finished: set[str]) -> dict[str, int]:
+    """Per env, the planned episodes whose last attempt failed: in the errors file (failures of this
+    run and of earlier ones this --out resumed) and not finished since (a resumed run retries them)."""
+    envs: dict[str, str] = {}
+    if errors.exists():
+        for line in errors.read_text(errors="replace").splitlines():
+            try:
+                report = json.loads(line)
+                record_id = make_record_id(report["item_id"], int(report.get("sample") or 0))
+                envs[record_id] = str(report["env"])
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut by a kill: the episode is retried on resume anyway
+    counts: dict[str, int] = {}
+    for record_id, env in envs.items():
+        if record_id in wanted and record_id not in finished:
+            counts[env] = counts.get(env, 0) + 1
+    return counts
 
 
 def markdown(results: dict[str, Any], title: str) -> str:
     envs = results["per_env"]
+    avg = results["average"]
+
+    def row(label: str, cells: list[str], average: str = "") -> str:
+        return f"| {label} | " + " | ".join(cells) + f" | {average} |"
+
     head = "| | " + " | ".join(envs) + " | average |"
     sep = "|---" * (len(envs) + 2) + "|"
-    succ = (
-        "| success % | "
-        + " | ".join(f"{m['success'] * 100:.1f}" for m in envs.values())
-        + f" | {results['average']['success'] * 100:.1f} |"
-    )
-    rew = (
-        "| mean reward | "
-        + " | ".join(f"{m['reward']:.3f}" for m in envs.values())
-        + f" | {results['average']['reward']:.3f} |"
-    )
-    eps = "| episodes | " + " | ".join(str(int(m["episodes"])) for m in envs.values()) + " | |"
-    return f"### {title}\n\n{head}\n{sep}\n{succ}\n{rew}\n{eps}\n"
+    lines = [
+        row("success %", [f"{m['success'] * 100:.1f}" for m in envs.values()], f"{avg['success'] * 100:.1f}"),
+        row("success % of finished", [f"{m['success_finished'] * 100:.1f}" for m in envs.values()],
+            f"{avg['success_finished'] * 100:.1f}"),
+        row("mean reward", [f"{m['reward']:.3f}" for m in envs.values()], f"{avg['reward']:.3f}"),
+        row("episodes", [str(int(m["episodes"])) for m in envs.values()]),
+        row("failed", [str(int(m["failed"])) for m in envs.values()]),
+    ]  # fmt: skip
+    note = "\nsuccess % counts failed episodes as failures; of finished: over finished episodes only.\n"
+    return f"### {title}\n\n{head}\n{sep}\n" + "\n".join(lines) + "\n" + note
 
 
 async def _play(
@@ -107,7 +145,8 @@ def report(
     planned: dict[str, int] = {}
     for s in specs:
         planned[s.env] = planned.get(s.env, 0) + 1
-    results = results_table(records, planned)
+    failed = failed_episodes(out / "trajectories.errors.jsonl", wanted, {t.record_id for t in records})
+    results = results_table(records, planned, failed)
     results.update(
         policy=described, failed=summary.failed, stopped=summary.stopped, seconds=round(summary.seconds, 2)
     )
@@ -117,24 +156,27 @@ def report(
 
     table = Table(title=f"AgentEval: {title}")
     table.add_column("env")
-    for col in ("episodes", "success %", "mean reward", "mean rounds"):
+    for col in ("episodes", "failed", "success %", "of finished", "mean reward", "mean rounds"):
         table.add_column(col, justify="right")
     for env, m in results["per_env"].items():
         table.add_row(
             env,
             f"{int(m['episodes'])}/{int(m['planned'])}",
+            f"[yellow]{int(m['failed'])}[/yellow]" if m["failed"] else "0",
             f"{m['success'] * 100:.1f}",
+            f"{m['success_finished'] * 100:.1f}",
             f"{m['reward']:.3f}",
             f"{m['rounds']:.1f}",
         )
     a = results["average"]
-    table.add_row(
-        "[bold]average[/bold]", "", f"{a['success'] * 100:.1f}", f"{a['reward']:.3f}", f"{a['rounds']:.1f}"
-    )
+    table.add_row("[bold]average[/bold]", "", "", f"{a['success'] * 100:.1f}", f"{a['success_finished'] * 100:.1f}",
+                  f"{a['reward']:.3f}", f"{a['rounds']:.1f}")  # fmt: skip
     console.print(table)
-    if summary.failed:
+    failures = sum(int(m["failed"]) for m in results["per_env"].values())
+    if failures:
         console.print(
-            f"[yellow]{summary.failed} episodes failed (see {out / 'trajectories.errors.jsonl'})[/yellow]"
+            f'[yellow]{failures} episodes failed and count as failures in success % ("of finished" leaves '
+            f"them out); see {out / 'trajectories.errors.jsonl'}[/yellow]"
         )
     if summary.stopped:
         console.print(f"[red]stopped: {summary.stopped}[/red]")

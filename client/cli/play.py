@@ -13,7 +13,7 @@ import sys
 
 from rich.console import Console
 
-from agentgym.client.cli.common import DEFAULT_SERVER, connect
+from agentgym.client.cli.common import DEFAULT_SERVER, add_client_security_args, client_security, connect
 from agentgym.client.envclient import Episode
 from agentgym.client.errors import AgentGymError
 from agentgym.client.types import StepResult
@@ -33,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--server", default=None, help=f"HOST:PORT (default {DEFAULT_SERVER}, else an embedded server)"
     )
     p.add_argument("--max-steps", type=int, default=0, help="step limit (default: the env's max rounds)")
+    add_client_security_args(p)
     p.set_defaults(func=run)
 
 
@@ -51,7 +52,7 @@ def _show(console: Console, result: StepResult) -> None:
 async def _play(args: argparse.Namespace) -> int:
     console = Console()
     try:
-        async with connect(args.server, [args.env], console) as client:
+        async with connect(args.server, [args.env], console, client_security(args)) as client:
             async with client.episode(args.env, args.task, seed=args.seed, max_steps=args.max_steps) as ep:
                 console.rule(f"{args.env} task {ep.task_id} (episode {ep.episode_id})")
                 console.print(ep.instruction, markup=False, highlight=False)

@@ -16,6 +16,7 @@ from agentgym.client.cli.common import (
     add_policy_args,
     add_run_args,
     add_task_args,
+    client_security,
     config_from_args,
     env_client,
     policy_from_args,
@@ -33,7 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--out", required=True, help="trajectory file (JSON Lines; resumed if it exists)")
     p.add_argument(
-        "--sink", action="append", default=[], help="also stream trajectories to grpc://HOST:PORT (a trainer)"
+        "--sink",
+        action="append",
+        default=[],
+        help="also stream trajectories to grpc://HOST:PORT or grpcs://HOST:PORT (a trainer)",
     )
     add_policy_args(p)
     add_task_args(p, default_split="train")
@@ -46,7 +50,7 @@ def make_sinks(args: argparse.Namespace) -> list:  # type: ignore[type-arg]
     for url in args.sink:
         from agentgym.client.sinks import sink_for_url
 
-        sinks.append(sink_for_url(url))
+        sinks.append(sink_for_url(url, client_security(args)))
     return sinks
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from rich.console import Console
 
+from agentgym.client.cli.common import add_client_security_args, client_security
 from agentgym.client.cli.trainer import add_evol_args, add_rl_args, evol_request, rl_request
 
 
@@ -181,6 +182,7 @@ def add_evol(verbs: argparse._SubParsersAction) -> None:
     )
     add_evol_args(p, embedded=True)
     p.add_argument("--out", required=True, help="the run's folder (the trainer's: store/ and jobs/)")
+    add_client_security_args(p)  # for --env-server and --policy-url servers that need TLS or a token
     p.set_defaults(func=run_evol)
 
 
@@ -199,6 +201,7 @@ def add_rl(verbs: argparse._SubParsersAction) -> None:
     )
     add_rl_args(p, embedded=True)
     p.add_argument("--out", required=True, help="the run's folder (the trainer's: store/ and jobs/)")
+    add_client_security_args(p)  # for --env-server and --policy-url servers that need TLS or a token
     p.set_defaults(func=run_rl)
 
 
@@ -243,9 +246,12 @@ async def embedded_job(args: argparse.Namespace, kind: str, request: Any, model:
 
     out = Path(args.out)
     job = getattr(request, kind)
+    # The servers named by --env-server and --policy-url may need TLS or a token; the parts started
+    # here listen on loopback only and need neither.
+    security = client_security(args)
     async with contextlib.AsyncExitStack() as stack:
         if not job.env_servers:
-            client = await stack.enter_async_context(connect(None, list(job.envs), console))
+            client = await stack.enter_async_context(connect(None, list(job.envs), console, security))
             job.env_servers.append(client.servers[0].address)
         if not job.policy_urls:
             policy = HFPolicy(_base_model(model, out, args.seed), seed=args.seed)
@@ -255,7 +261,7 @@ async def embedded_job(args: argparse.Namespace, kind: str, request: Any, model:
             port = await server.start()
             stack.push_async_callback(server.stop)
             job.policy_urls.append(f"http://127.0.0.1:{port}")
-        trainer = await TrainerServer.start(TrainerConfig(dir=out, port=0, run_jobs=False))
+        trainer = await TrainerServer.start(TrainerConfig(dir=out, port=0, run_jobs=False, client=security))
         stack.push_async_callback(trainer.stop)
         # An unfinished job of this kind in --out resumes, aimed at this run's servers.
         unfinished = [j for j in trainer.jobs.jobs.values() if j.kind == kind and j.state == "QUEUED"]
@@ -263,7 +269,9 @@ async def embedded_job(args: argparse.Namespace, kind: str, request: Any, model:
             trainer.jobs.retarget(j.id, list(job.policy_urls), list(job.env_servers))
         trainer.jobs.start()
         stop = asyncio.Event()
-        worker = RolloutWorker(trainer.address, env_servers=list(job.env_servers), name="embedded")
+        worker = RolloutWorker(
+            trainer.address, env_servers=list(job.env_servers), name="embedded", security=security
+        )
         task = asyncio.create_task(worker.run(stop))
 
         async def stop_worker() -> None:

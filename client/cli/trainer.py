@@ -7,7 +7,11 @@
         --policy-url http://127.0.0.1:30000 --env-server 127.0.0.1:50051 --iterations 2 --follow
     agentgym trainer jobs | logs JOB | cancel JOB | stats
 
-`--trainer` defaults to 127.0.0.1:50060 (or $AGENTGYM_TRAINER). Each verb is one `add_<verb>`.
+`--trainer` defaults to 127.0.0.1:50060 (or $AGENTGYM_TRAINER); grpcs://HOST:PORT for TLS. The
+verbs that connect take --tls-ca, --tls-cert/--tls-key and --token-file; `trainer serve` takes the
+server's own (--tls-cert/--tls-key, --tls-client-ca, --auth-token-file, --insecure) and, for its
+jobs' connections to env and policy servers, --client-tls-ca, --client-tls-cert/--client-tls-key
+and --client-token-file (docs/security.md). Each verb is one `add_<verb>`.
 """
 
 from __future__ import annotations
@@ -23,7 +27,14 @@ import grpc
 from rich.console import Console
 from rich.table import Table
 
+from agentgym.client.cli.common import (
+    add_client_security_args,
+    add_server_security_args,
+    client_security,
+    server_security,
+)
 from agentgym.core.rpc import stub
+from agentgym.core.security import ClientSecurity, SecurityError, connect
 from agentgym.v1 import trainer_pb2 as rpb
 from agentgym.v1 import trajectory_pb2 as tpb
 
@@ -33,13 +44,15 @@ DEFAULT_TRAINER = os.environ.get("AGENTGYM_TRAINER", "127.0.0.1:50060")
 
 
 def _trainer_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--trainer", default=DEFAULT_TRAINER, help=f"the trainer, HOST:PORT (default {DEFAULT_TRAINER})"
-    )
+    p.add_argument("--trainer", default=DEFAULT_TRAINER,
+                   help=f"the trainer, HOST:PORT or grpcs://HOST:PORT (default {DEFAULT_TRAINER})")  # fmt: skip
+    add_client_security_args(p)
 
 
-async def call(address: str, method: str, request: Any, deadline_s: float = 30.0) -> Any:
-    async with grpc.aio.insecure_channel(address) as channel:
+async def call(
+    address: str, method: str, request: Any, deadline_s: float = 30.0, security: ClientSecurity | None = None
+) -> Any:
+    async with connect(address, security) as channel:
         return await stub(channel, SERVICE, method)(request, timeout=deadline_s)
 
 
@@ -229,10 +242,15 @@ def add_serve(verbs: argparse._SubParsersAction) -> None:
     p.add_argument("--max-batch", type=int, default=4096,
                    help="trajectories per group commit (one write + fsync); 1 = one fsync each (default 4096)")  # fmt: skip
     p.add_argument("--no-jobs", action="store_true", help="store only: do not run jobs")
+    p.add_argument("--metrics-port", type=int, default=None,
+                   help="serve Prometheus metrics at http://HOST:N/metrics (0: a free port; docs/metrics.md)")  # fmt: skip
+    add_server_security_args(p)
+    add_client_security_args(p, prefix="client-")
     p.set_defaults(func=run_serve)
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    from agentgym.core.metrics import check_port
     from agentgym.trainer.server import TrainerConfig, serve
     from agentgym.trainer.service import IngestConfig
     from agentgym.trainer.store import StoreError
@@ -240,11 +258,16 @@ def run_serve(args: argparse.Namespace) -> int:
     config = TrainerConfig(
         dir=args.dir, host=args.host, port=args.port, segment_bytes=int(args.segment_mb * (1 << 20)),
         ingest=IngestConfig(max_trajectory_bytes=int(args.max_trajectory_mb * (1 << 20))), grace_s=args.grace,
-        max_batch=args.max_batch, run_jobs=not args.no_jobs,
+        max_batch=args.max_batch, run_jobs=not args.no_jobs, metrics_port=args.metrics_port,
+        security=server_security(args), client=client_security(args, prefix="client-"),
     )  # fmt: skip
     try:
+        check_port(args.metrics_port)
+    except ValueError as exc:
+        raise SystemExit(f"agentgym trainer serve: {exc}") from None
+    try:
         serve(config)
-    except (StoreError, OSError) as exc:
+    except (StoreError, OSError, SecurityError) as exc:
         raise SystemExit(f"agentgym trainer serve: {exc}") from None
     return 0
 
@@ -294,17 +317,20 @@ def run_submit(args: argparse.Namespace) -> int:
         request = rl_request(args)
     else:
         request = evol_request(args)
+    security = client_security(args)
     try:
-        job = asyncio.run(call(args.trainer, "Submit", request))
+        job = asyncio.run(call(args.trainer, "Submit", request, security=security))
     except grpc.aio.AioRpcError as exc:
         raise _fail("submit", exc, args.trainer) from None
     print(f"{job.id} {rpb.JobState.Name(job.state)} ({job.out})", flush=True)
-    return follow(args.trainer, job.id) if args.follow else 0
+    return follow(args.trainer, job.id, security=security) if args.follow else 0
 
 
-async def watch(address: str, job_id: str, console: Console) -> rpb.Job:
+async def watch(
+    address: str, job_id: str, console: Console, security: ClientSecurity | None = None
+) -> rpb.Job:
     """Print a job's events as they come, until it ends; returns the ended job."""
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with connect(address, security) as channel:
         async for e in stub(channel, SERVICE, "Watch")(rpb.WatchRequest(id=job_id)):
             stamp = time.strftime("%H:%M:%S", time.localtime(e.time))
             style = {"warning": "yellow", "error": "red"}.get(e.level, "default")
@@ -315,10 +341,12 @@ async def watch(address: str, job_id: str, console: Console) -> rpb.Job:
         return await stub(channel, SERVICE, "GetJob")(rpb.GetJobRequest(id=job_id))  # type: ignore[no-any-return]
 
 
-def follow(address: str, job_id: str, console: Console | None = None) -> int:
+def follow(
+    address: str, job_id: str, console: Console | None = None, security: ClientSecurity | None = None
+) -> int:
     """Print a job's events until it ends; 0 if it succeeded."""
     try:
-        job = asyncio.run(watch(address, job_id, console or Console()))
+        job = asyncio.run(watch(address, job_id, console or Console(), security))
     except grpc.aio.AioRpcError as exc:
         raise _fail("logs", exc, address) from None
     return 0 if job.state == rpb.SUCCEEDED else 1
@@ -332,7 +360,8 @@ def add_jobs(verbs: argparse._SubParsersAction) -> None:
 
 def run_jobs(args: argparse.Namespace) -> int:
     try:
-        reply = asyncio.run(call(args.trainer, "ListJobs", rpb.ListJobsRequest()))
+        request = rpb.ListJobsRequest()
+        reply = asyncio.run(call(args.trainer, "ListJobs", request, security=client_security(args)))
     except grpc.aio.AioRpcError as exc:
         raise _fail("jobs", exc, args.trainer) from None
     table = Table(title=f"Jobs on {args.trainer}")
@@ -349,7 +378,7 @@ def add_logs(verbs: argparse._SubParsersAction) -> None:
     p = verbs.add_parser("logs", help="a job's log and progress, followed until it ends")
     _trainer_arg(p)
     p.add_argument("job")
-    p.set_defaults(func=lambda args: follow(args.trainer, args.job))
+    p.set_defaults(func=lambda args: follow(args.trainer, args.job, security=client_security(args)))
 
 
 def add_cancel(verbs: argparse._SubParsersAction) -> None:
@@ -361,7 +390,8 @@ def add_cancel(verbs: argparse._SubParsersAction) -> None:
 
 def run_cancel(args: argparse.Namespace) -> int:
     try:
-        job = asyncio.run(call(args.trainer, "Cancel", rpb.CancelRequest(id=args.job)))
+        request = rpb.CancelRequest(id=args.job)
+        job = asyncio.run(call(args.trainer, "Cancel", request, security=client_security(args)))
     except grpc.aio.AioRpcError as exc:
         raise _fail("cancel", exc, args.trainer) from None
     print(f"{job.id} {rpb.JobState.Name(job.state)}")
@@ -381,7 +411,7 @@ def run_worker(args: argparse.Namespace) -> int:
     from agentgym.client.worker import RolloutWorker
 
     worker = RolloutWorker(args.trainer, env_servers=[s for ss in args.env_server for s in ss.split(",") if s],
-                           name=args.name)  # fmt: skip
+                           name=args.name, security=client_security(args))  # fmt: skip
     print(f"rollout worker {worker.name} taking work from {args.trainer}", flush=True)
     asyncio.run(worker.run())
     return 0
@@ -393,7 +423,10 @@ def add_stats(verbs: argparse._SubParsersAction) -> None:
     where.add_argument(
         "--dir", help="a trainer's folder (its store is opened read-only; works while it runs)"
     )
-    where.add_argument("--trainer", default=DEFAULT_TRAINER, help="a running trainer, HOST:PORT")
+    where.add_argument(
+        "--trainer", default=DEFAULT_TRAINER, help="a running trainer, HOST:PORT or grpcs://HOST:PORT"
+    )
+    add_client_security_args(p)
     p.set_defaults(func=run_stats)
 
 
@@ -413,7 +446,7 @@ def run_stats(args: argparse.Namespace) -> int:
     else:
 
         async def remote() -> tpb.StatsResponse:
-            async with grpc.aio.insecure_channel(args.trainer) as channel:
+            async with connect(args.trainer, client_security(args)) as channel:
                 return await stub(channel, STORE, "Stats")(tpb.StatsRequest(), timeout=10)  # type: ignore[no-any-return]
 
         try:

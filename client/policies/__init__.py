@@ -35,7 +35,7 @@ def make_policy(backend: str, *, model: str | None = None, url: str | None = Non
             )
         from agentgym.client.policies.sglang import SGLangPolicy
 
-        return SGLangPolicy(url, model, sampling, seed=seed)
+        return SGLangPolicy(url, model, sampling, seed=seed, security=options.get("security"))
     if backend == "openai":
         if not url or not model:
             raise PolicyError(
@@ -43,7 +43,9 @@ def make_policy(backend: str, *, model: str | None = None, url: str | None = Non
             )
         from agentgym.client.policies.openai import OpenAIPolicy
 
-        return OpenAIPolicy(url, model, sampling, api_key=options.get("api_key"))
+        return OpenAIPolicy(
+            url, model, sampling, api_key=options.get("api_key"), security=options.get("security")
+        )
     raise PolicyError(f"unknown policy {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 

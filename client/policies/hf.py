@@ -3,7 +3,9 @@
 Concurrent `act` calls queue up; a batcher takes whatever arrived within `batch_wait_ms` (up to
 `max_batch`), left-pads it, runs one `generate` in a worker thread (torch releases the GIL) and
 hands each episode its tokens and log-probabilities. The CPU default and the test backend; on a GPU
-it runs bf16. Token in, token out, like the sglang policy.
+it runs bf16. Token in, token out, like the sglang policy. A request that cannot be generated fails
+alone: prompts too long for the context or holding unknown token ids are refused before batching,
+and a batch that fails anyway is re-run request by request.
 
 Reproducibility: every request carries a seed (`act` derives it from the policy's seed, the
 episode's env, task id, env seed and sample, and the turn index: see `seeding.py`) and is sampled
@@ -40,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from agentgym.client.policies.base import Policy, PolicyError, Sampling, Turn
 from agentgym.client.policies.chat import Conversation
 from agentgym.client.policies.seeding import SEED_BITS, TurnSeeds
+from agentgym.core import metrics
 from agentgym.core.chat import ChatTokens, eos_token_ids
 
 if TYPE_CHECKING:
@@ -169,6 +172,14 @@ class HFPolicy(Policy):
         limit = getattr(self.model.config, "max_position_embeddings", 1 << 30)
         if len(ids) >= limit:  # refused here, alone: in a batch it would fail its batch mates too
             raise PolicyError(f"prompt of {len(ids)} tokens does not fit the model's {limit}-token context")
+        if not ids:
+            raise PolicyError("empty prompt: give at least one token id")
+        vocab = self.model.get_input_embeddings().num_embeddings
+        lo, hi = min(ids), max(ids)
+        if lo < 0 or hi >= vocab:  # likewise: the embedding lookup would fail the whole batch
+            raise PolicyError(
+                f"token id {lo if lo < 0 else hi} is not in the model's vocabulary of {vocab} ids (0..{vocab - 1})"
+            )
         if seed is None:
             seed = self._unseeded.getrandbits(SEED_BITS)
         future: asyncio.Future[Generation] = asyncio.get_running_loop().create_future()
@@ -201,20 +212,30 @@ class HFPolicy(Policy):
                 groups.setdefault(r.sampling, []).append(r)
             async with self._swap:
                 for sampling, reqs in groups.items():
-                    try:
-                        results = await asyncio.to_thread(
-                            self._generate, [r.ids for r in reqs], sampling, [r.seed for r in reqs]
-                        )
-                    except Exception as exc:
-                        for r in reqs:
-                            if not r.future.done():
-                                r.future.set_exception(
-                                    PolicyError(f"hf generation failed: {type(exc).__name__}: {exc}")
-                                )
-                        continue
-                    for r, res in zip(reqs, results, strict=True):
-                        if not r.future.done():
-                            r.future.set_result(res)
+                    await self._run(reqs, sampling)
+
+    async def _run(self, reqs: list[_Request], sampling: Sampling) -> None:
+        """Generate one batch and answer its requests. If the batch fails, each request is run
+        alone, so that a request that cannot be generated fails itself only, not its batch mates."""
+        try:
+            results = await asyncio.to_thread(
+                self._generate, [r.ids for r in reqs], sampling, [r.seed for r in reqs]
+            )
+        except Exception as exc:
+            if len(reqs) > 1:
+                log.warning("hf batch failed: running its requests one by one",
+                            extra={"requests": len(reqs), "error": f"{type(exc).__name__}: {exc}"})  # fmt: skip
+                for r in reqs:
+                    await self._run([r], sampling)
+                return
+            if not reqs[0].future.done():
+                reqs[0].future.set_exception(
+                    PolicyError(f"hf generation failed: {type(exc).__name__}: {exc}")
+                )
+            return
+        for r, res in zip(reqs, results, strict=True):
+            if not r.future.done():
+                r.future.set_result(res)
 
     def _generate(
         self, prompts: list[list[int]], s: Sampling, seeds: list[int] | None = None
@@ -296,6 +317,7 @@ class HFPolicy(Policy):
                 )
             )
         self.stats["batches"] += 1
+        metrics.POLICY_BATCH_SIZE.observe(batch)
         self.stats["sequences"] += batch
         self.stats["generated_tokens"] += sum(len(r.token_ids) for r in results)
         self.stats["generate_s"] += time.perf_counter() - t0

@@ -11,10 +11,17 @@ AgentEvol's weight reloads, work against a small model on a machine without SGLa
 `--enable-deterministic-inference`): a seeded request's tokens depend on its prompt, sampling
 parameters, seed and the weights, not on what else the batcher put beside it. A batch may send one
 sampling_params object for all prompts or a list with one per prompt, as GenerateReqInput allows.
+A prompt of a batch that cannot be generated (longer than the model's context, token ids outside
+its vocabulary) gets SGLang's abort reply in its place (`finish_reason` {"type": "abort", "message",
+"status_code"}); the other prompts are answered as usual. A single prompt gets an HTTP 400.
 
 `meta_info.output_token_logprobs` carries the hf policy's log-probabilities as they are: each
 token's under the distribution it was sampled from (after temperature, before top-p), which is what
 SGLang returns by default (without SGLANG_RETURN_ORIGINAL_LOGPROB).
+
+`security` (core/security.py) adds TLS (https://, mutual TLS with a client CA) and bearer tokens:
+every route but `/health` then needs `Authorization: Bearer <token>` (401 otherwise, as SGLang
+answers with `--api-key`), checked before the request body is read.
 """
 
 from __future__ import annotations
@@ -24,12 +31,15 @@ import itertools
 import json
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from agentgym.client.policies.base import PolicyError, Sampling
 from agentgym.client.policies.hf import HFPolicy
+from agentgym.core import metrics
+from agentgym.core.security import OPEN_PATHS, ServerSecurity, TokenFile, check_bearer
 
 log = logging.getLogger(__name__)
 
@@ -65,16 +75,50 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": {"message": message, "code": status}}, status=status)
 
 
+@dataclass(frozen=True)
+class _Refused:
+    """One prompt refused: an HTTP error for a single request, an abort reply within a batch."""
+
+    status: int
+    message: str
+
+
+@web.middleware
+async def _count_requests(request: web.Request, handler: Any) -> web.StreamResponse:
+    """POLICY_REQUESTS by route (its path pattern: unknown paths mint no series) and HTTP status."""
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "(unmatched)"
+    status = 500
+    try:
+        response: web.StreamResponse = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        metrics.POLICY_REQUESTS.labels(route, str(status)).inc()
+
+
 class PolicyServer:
     def __init__(
-        self, policy: HFPolicy, *, strict: bool = False, served_model_name: str | None = None
+        self,
+        policy: HFPolicy,
+        *,
+        strict: bool = False,
+        served_model_name: str | None = None,
+        security: ServerSecurity | None = None,
     ) -> None:
         self.policy = policy
         self.strict = strict
         self.model_name = served_model_name or policy.model_path
+        self.security = security or ServerSecurity()
+        self.tokens: TokenFile | None = self.security.tokens()
         self.requests: list[dict[str, Any]] = []  # bodies seen, for tests
         self._ids = itertools.count()
-        self.app = web.Application(client_max_size=64 * 1024 * 1024)
+        self.app = web.Application(
+            client_max_size=64 * 1024 * 1024, middlewares=[_count_requests, self._authorize]
+        )
         self.app.add_routes(
             [
                 web.get("/health", self.health),
@@ -90,20 +134,49 @@ class PolicyServer:
         )
         self._runner: web.AppRunner | None = None
         self.port = 0
+        self.metrics: metrics.MetricsServer | None = None
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+    async def start(self, host: str = "127.0.0.1", port: int = 0, *, metrics_port: int | None = None) -> int:
+        """Serve on host:port (0: a free one), returned; with `metrics_port`, Prometheus metrics on a
+        port of their own (core/metrics.py), as the env server and the trainer do. SecurityError (a
+        ValueError) for an unsafe bind or an unreadable certificate or token file."""
+        self.security.check(host)
+        tls = self.security.tls
+        ssl_context = tls.ssl_context() if tls is not None else None
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
+        site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        log.info("policy server started", extra={"address": f"{host}:{self.port}", "model": self.model_name})
+        if metrics_port is not None:
+            try:
+                self.metrics = metrics.start_metrics_server(metrics_port, host)
+            except OSError:
+                await self.stop()
+                raise
+        log.info("policy server started", extra={"address": f"{host}:{self.port}", "model": self.model_name,
+                                                 "security": self.security.describe()})  # fmt: skip
         return self.port
+
+    @web.middleware
+    async def _authorize(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """The bearer token, on every route but /health, before the body is read."""
+        if self.tokens is None or request.path in OPEN_PATHS:
+            return await handler(request)  # type: ignore[no-any-return]
+        why = check_bearer(request.headers.get("Authorization"), self.tokens)
+        if why is not None:
+            response = _error(401, why)
+            response.headers["WWW-Authenticate"] = 'Bearer realm="agentgym"'
+            return response
+        return await handler(request)  # type: ignore[no-any-return]
 
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.metrics is not None:
+            self.metrics.close()
+            self.metrics = None
 
     # --- SGLang native ---------------------------------------------------------------------------------
     async def health(self, request: web.Request) -> web.Response:
@@ -156,26 +229,43 @@ class PolicyServer:
         if batched:  # the batch form: replies in order
             rids = body.get("rid")
             rids = rids if isinstance(rids, list) and len(rids) == len(ids) else [None] * len(ids)
+            # Each prompt stands alone: one that fails (too long, unknown token ids) is answered with
+            # SGLang's abort reply in its place, and the rest of the batch is generated.
             replies = await asyncio.gather(
                 *(
                     self._generate_one(dict(body, input_ids=one, rid=rid), p)
                     for one, rid, p in zip(ids, rids, per_prompt, strict=True)
                 )
             )
-            errors = [r for r in replies if isinstance(r, web.Response)]
-            return errors[0] if errors else web.json_response(replies)
+            return web.json_response(
+                [self._abort(dict(body, input_ids=one, rid=rid), r) if isinstance(r, _Refused) else r
+                 for one, rid, r in zip(ids, rids, replies, strict=True)]
+            )  # fmt: skip
         one = await self._generate_one(body, per_prompt[0])
-        return one if isinstance(one, web.Response) else web.json_response(one)
+        return _error(one.status, one.message) if isinstance(one, _Refused) else web.json_response(one)
 
-    async def _generate_one(
-        self, body: dict[str, Any], params: dict[str, Any]
-    ) -> dict[str, Any] | web.Response:
+    def _abort(self, body: dict[str, Any], refused: _Refused) -> dict[str, Any]:
+        """A refused prompt of a batch, as SGLang answers an aborted request (FINISH_ABORT)."""
+        ids = body.get("input_ids")
+        meta: dict[str, Any] = {
+            "id": body.get("rid") or f"agentgym-{next(self._ids)}",
+            "finish_reason": {"type": "abort", "message": refused.message, "status_code": refused.status},
+            "prompt_tokens": len(ids) if isinstance(ids, list) else 0,
+            "completion_tokens": 0,
+            "cached_tokens": 0,
+            "weight_version": self.policy.weight_version,
+        }
+        if body.get("return_logprob"):
+            meta["output_token_logprobs"] = []
+        return {"text": "", "output_ids": [], "meta_info": meta}
+
+    async def _generate_one(self, body: dict[str, Any], params: dict[str, Any]) -> dict[str, Any] | _Refused:
         ids = body.get("input_ids")
         if ids is None and isinstance(body.get("text"), str):
             assert self.policy.chat is not None
             ids = self.policy.chat.encode(body["text"])
         if not isinstance(ids, list) or not ids or not all(isinstance(i, int) for i in ids):
-            return _error(400, "input_ids must be a non-empty list of token ids (or give text)")
+            return _Refused(400, "input_ids must be a non-empty list of token ids (or give text)")
         sampling = Sampling(
             float(params.get("temperature", 1.0)),
             float(params.get("top_p", 1.0)),
@@ -185,11 +275,14 @@ class PolicyServer:
         if seed is not None and (
             isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64
         ):
-            return _error(400, "sampling_seed must be an integer in [0, 2**64)")
+            return _Refused(400, "sampling_seed must be an integer in [0, 2**64)")
         try:
-            gen = await self.policy.generate(ids, sampling, seed)
+            with metrics.POLICY_GENERATE_SECONDS.time():
+                gen = await self.policy.generate(ids, sampling, seed)
         except PolicyError as exc:
-            return _error(400, str(exc))
+            return _Refused(400, str(exc))
+        metrics.POLICY_PROMPT_TOKENS.inc(len(ids))
+        metrics.POLICY_GENERATED_TOKENS.inc(len(gen.token_ids))
         assert self.policy.chat is not None
         eos = self.policy.chat.eos_ids
         stopped = gen.finish_reason == "stop" and gen.token_ids and gen.token_ids[-1] in eos
@@ -260,7 +353,10 @@ class PolicyServer:
             return _error(400, "each message needs role and content")
         max_tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or 128)
         sampling = Sampling(float(body.get("temperature", 1.0)), float(body.get("top_p", 1.0)), max_tokens)
-        gen = await self.policy.generate(ids, sampling)
+        with metrics.POLICY_GENERATE_SECONDS.time():
+            gen = await self.policy.generate(ids, sampling)
+        metrics.POLICY_PROMPT_TOKENS.inc(len(ids))
+        metrics.POLICY_GENERATED_TOKENS.inc(len(gen.token_ids))
         return web.json_response(
             {
                 "id": f"chatcmpl-{next(self._ids)}",
@@ -284,15 +380,29 @@ class PolicyServer:
 
 
 async def serve_hf(
-    model: str, host: str, port: int, sampling: Sampling | None = None, strict: bool = False
+    model: str,
+    host: str,
+    port: int,
+    sampling: Sampling | None = None,
+    strict: bool = False,
+    metrics_port: int | None = None,
+    security: ServerSecurity | None = None,
 ) -> None:
     """Run until cancelled (Ctrl-C)."""
+    security = security or ServerSecurity()
+    security.check(host)  # before the model loads: a refused bind fails at once
     policy = HFPolicy(model, sampling)
     await policy.start()
-    server = PolicyServer(policy, strict=strict)
-    await server.start(host, port)
+    server = PolicyServer(policy, strict=strict, security=security)
+    try:
+        await server.start(host, port, metrics_port=metrics_port)
+    except OSError:
+        await policy.close()
+        raise
+    scheme = "https" if security.tls else "http"
     print(
-        f"policy server (hf backend, SGLang API) on http://{host}:{server.port} serving {model}", flush=True
+        f"policy server (hf backend, SGLang API) on {scheme}://{host}:{server.port} serving {model}",
+        flush=True,
     )
     try:
         await asyncio.Event().wait()

@@ -15,6 +15,7 @@ import aiohttp
 
 from agentgym.client.policies.base import Policy, PolicyError, Sampling, Turn
 from agentgym.client.policies.chat import Conversation
+from agentgym.core.security import ClientSecurity, default_client
 
 if TYPE_CHECKING:
     from agentgym.client.envclient import Episode
@@ -35,6 +36,7 @@ class OpenAIPolicy(Policy):
         api_key: str | None = None,
         timeout_s: float = 600.0,
         retries: int = 4,
+        security: ClientSecurity | None = None,
     ) -> None:
         if not base_url:
             raise PolicyError("the openai policy needs a base URL, e.g. http://127.0.0.1:30000/v1")
@@ -43,6 +45,11 @@ class OpenAIPolicy(Policy):
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.sampling = sampling or Sampling()
+        # The key: `api_key`, else the token of `security` (an SGLang server started with
+        # --api-key, an hf policy server with --auth-token-file), else $OPENAI_API_KEY.
+        self.security = security or default_client()
+        if api_key is None:
+            api_key = self.security.bearer() if security is not None else None
         self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY", "")
         self.timeout_s = timeout_s
         self.retries = retries
@@ -53,7 +60,7 @@ class OpenAIPolicy(Policy):
         self._session = aiohttp.ClientSession(
             headers=headers,
             timeout=aiohttp.ClientTimeout(total=self.timeout_s),
-            connector=aiohttp.TCPConnector(limit=0),
+            connector=aiohttp.TCPConnector(limit=0, ssl=self.security.ssl_context() or True),
         )
 
     async def close(self) -> None:

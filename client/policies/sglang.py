@@ -13,7 +13,15 @@ With several servers, an episode's first turn goes to the server with the fewest
 flight from this client, and its later turns to the same server, whose prefix cache holds the
 conversation so far. Turns bound for one server within `batch_wait_ms` travel as one batched
 /generate (GenerateReqInput's list form): with thousands of episodes, one HTTP round trip carries
-dozens of turns, and the client's cost per turn drops accordingly.
+dozens of turns, and the client's cost per turn drops accordingly. A batch the server refuses as a
+whole (HTTP 4xx but 429, e.g. one prompt too long) is re-sent prompt by prompt, so that only the bad
+prompt's turn fails.
+
+Server health: a server that fails (no connection after the retries, HTTP 5xx) is marked down. It
+takes no new episodes, and the turns that were bound for it go to a server that is up (their
+episodes stay there; the prefix cache is rebuilt). It is probed (`GET /health`) after `probe_s`,
+then at doubling intervals up to `max_probe_s`, and takes episodes again once it answers. With
+every server down, a turn fails at once with a PolicyError that says so.
 
 When sampling (temperature > 0), each turn sends `sampling_params.sampling_seed`, derived from the
 policy's seed, the episode's env, task id, env seed and sample, and the turn index (`seeding.py`),
@@ -21,12 +29,18 @@ so a turn's random draws do not depend on which requests the server batched it w
 seeded turns sends one sampling_params object per prompt (GenerateReqInput's list form). SGLang
 honours the seed only when launched with `--enable-deterministic-inference`; otherwise it samples
 from its own stream and ignores the field.
+
+`security` (core/security.py; default: $AGENTGYM_TLS_CA, $AGENTGYM_TOKEN_FILE) gives the bearer
+token every request carries (`Authorization: Bearer <token>`, as SGLang's `--api-key` and
+`agentgym policy serve --auth-token-file` expect) and the CA https:// servers are checked against.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
+from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -37,10 +51,13 @@ from agentgym.client.policies.base import Policy, PolicyError, Sampling, Turn
 from agentgym.client.policies.chat import Conversation
 from agentgym.client.policies.seeding import TurnSeeds
 from agentgym.core.chat import ChatTokens
+from agentgym.core.security import ClientSecurity, default_client
 from agentgym.core.weights import WeightsError, load_weights
 
 if TYPE_CHECKING:
     from agentgym.client.envclient import Episode
+
+log = logging.getLogger(__name__)
 
 _JSON = {"Content-Type": "application/json"}
 # A turn waiting to be sent: (rid, input_ids, sampling seed or None, the future its reply completes).
@@ -59,6 +76,14 @@ SAMPLING_FIELDS = (
 )
 
 
+class ServerDown(PolicyError):
+    """A policy server failed (no connection, HTTP 5xx): it is marked down until it answers again."""
+
+
+class _Refused(PolicyError):
+    """A policy server refused a request (HTTP 4xx): the request's fault, not the server's."""
+
+
 class SGLangPolicy(Policy):
     name = "sglang"
 
@@ -73,6 +98,9 @@ class SGLangPolicy(Policy):
         max_batch: int = 64,
         batch_wait_ms: float = 2.0,
         seed: int = 0,
+        security: ClientSecurity | None = None,
+        probe_s: float = 1.0,
+        max_probe_s: float = 30.0,
     ) -> None:
         if isinstance(urls, str):
             urls = [u.strip() for u in urls.split(",") if u.strip()]
@@ -80,6 +108,7 @@ class SGLangPolicy(Policy):
             raise PolicyError("the sglang policy needs at least one server URL (http://host:port)")
         self.urls = [u.rstrip("/") for u in urls]
         self.tokenizer_path = tokenizer
+        self.security = security or default_client()
         self.sampling = sampling or Sampling()
         self.seed = seed
         self.turn_seeds = TurnSeeds(seed)
@@ -95,27 +124,45 @@ class SGLangPolicy(Policy):
         self._session: aiohttp.ClientSession | None = None
         self._rids = itertools.count()
         self.http_requests = 0
+        self.probe_s = probe_s
+        self.max_probe_s = max(probe_s, max_probe_s)
+        self._down: dict[str, asyncio.Task[None]] = {}  # servers marked down -> the task probing them
+        self.failures: Counter[str] = Counter()  # per server: calls that failed for the server's sake
 
     # --- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=self.timeout_s),
-            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
+            connector=aiohttp.TCPConnector(
+                limit=0, keepalive_timeout=60, ssl=self.security.ssl_context() or True
+            ),
         )
+        # A server that does not answer now is marked down (and probed): the run starts on the others.
+        errors: list[PolicyError] = []
         for url in self.urls:
-            await self._get(url, "/health")
-        self.model_info = await self._get(self.urls[0], "/model_info")
+            try:
+                await self._get(url, "/health")
+            except ServerDown as exc:
+                errors.append(exc)
+        up = [u for u in self.urls if self.healthy(u)]
+        if not up:
+            await self.close()
+            raise errors[0]
+        self.model_info = await self._get(up[0], "/model_info")
         path = (
             self.tokenizer_path or self.model_info.get("tokenizer_path") or self.model_info.get("model_path")
         )
         if not path:
-            raise PolicyError(f"{self.urls[0]}/model_info names no tokenizer; pass the model path (--model)")
+            raise PolicyError(f"{up[0]}/model_info names no tokenizer; pass the model path (--model)")
         from transformers import AutoTokenizer
 
         tokenizer = await asyncio.to_thread(AutoTokenizer.from_pretrained, path)
         self.chat = ChatTokens(tokenizer, _eos_ids(path, tokenizer))
 
     async def close(self) -> None:
+        for probe in self._down.values():
+            probe.cancel()
+        self._down.clear()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -128,11 +175,49 @@ class SGLangPolicy(Policy):
             "weight_version": str(self.model_info.get("weight_version", "")),
         }
 
+    # --- server health ---------------------------------------------------------------------------
+    def healthy(self, url: str) -> bool:
+        """Whether `url` takes episodes (it is not marked down)."""
+        return url not in self._down
+
+    def _mark_down(self, url: str, why: str) -> None:
+        self.failures[url] += 1
+        if url in self._down or self._session is None:
+            return
+        log.warning("policy server down: its episodes go to the others until it answers again",
+                    extra={"url": url, "error": why, "up": [u for u in self.urls if self.healthy(u) and u != url]})  # fmt: skip
+        self._down[url] = asyncio.ensure_future(self._probe(url))
+
+    async def _probe(self, url: str) -> None:
+        """GET /health after a back-off that doubles while it fails; back in service once it answers."""
+        delay = self.probe_s
+        timeout = aiohttp.ClientTimeout(total=min(10.0, self.timeout_s))
+        while self._session is not None:
+            await asyncio.sleep(delay)
+            try:
+                headers = self.security.headers()
+                async with self._session.get(url + "/health", headers=headers, timeout=timeout) as resp:
+                    if resp.status == 200:
+                        self._down.pop(url, None)
+                        log.info("policy server answers again: back in service", extra={"url": url})
+                        return
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            delay = min(self.max_probe_s, delay * 2)
+
     # --- generation --------------------------------------------------------------------------------
     def _route(self, episode_id: str) -> str:
+        """The episode's server: the one it used before while that one is up, else the server with
+        the fewest requests in flight from this client among those up."""
         url = self.sticky.get(episode_id)
-        if url is None:
-            url = min(self.urls, key=lambda u: self.in_flight[u])
+        if url is None or not self.healthy(url):
+            up = [u for u in self.urls if self.healthy(u)]
+            if not up:
+                raise PolicyError(
+                    f"no policy server is answering ({', '.join(self.urls)}); each is probed again "
+                    f"within {self.max_probe_s:g}s"
+                )
+            url = min(up, key=lambda u: self.in_flight[u])
             self.sticky[episode_id] = url
         return url
 
@@ -152,16 +237,22 @@ class SGLangPolicy(Policy):
         return params
 
     async def act(self, conversation: Conversation, episode: Episode) -> Turn:
-        url = self._route(episode.episode_id)
         rid = f"{episode.episode_id}-{next(self._rids)}"
         seed = self.turn_seeds(conversation, episode) if self.sampling.temperature > 0 else None
-        self.in_flight[url] += 1
-        try:
-            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            self._enqueue(url, (rid, conversation.input_ids, seed, future))  # max_batch=1: sent at once
-            reply = await future
-        finally:
-            self.in_flight[url] -= 1
+        while True:
+            url = self._route(episode.episode_id)
+            self.in_flight[url] += 1
+            try:
+                future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+                self._enqueue(url, (rid, conversation.input_ids, seed, future))  # max_batch=1: sent at once
+                reply = await future
+                break
+            except ServerDown:
+                # `url` is marked down now: the turn (same seed) goes to a server that is up, if any.
+                if not any(self.healthy(u) for u in self.urls):
+                    raise
+            finally:
+                self.in_flight[url] -= 1
         turn = parse_generate_reply(reply, url)
         if turn.finish_reason == "abort":
             raise PolicyError(f"{url} aborted the request: {reply['meta_info']['finish_reason']}")
@@ -196,6 +287,10 @@ class SGLangPolicy(Policy):
         try:
             replies = await self._generate(url, [(rid, ids, seed) for rid, ids, seed, _ in batch])
         except BaseException as exc:
+            if isinstance(exc, _Refused) and len(batch) > 1:
+                # Refused for one prompt's sake, maybe: each is sent alone, and only a bad one fails.
+                await asyncio.gather(*(self._send(url, [item]) for item in batch))
+                return
             for *_, fut in batch:
                 if not fut.done():
                     fut.set_exception(exc if isinstance(exc, PolicyError) else PolicyError(f"{url}: {exc!r}"))
@@ -231,7 +326,7 @@ class SGLangPolicy(Policy):
         previous = self.model_info.get("model_path"), self.model_info.get("weight_version")
         try:
             await load_weights(self.urls, model_path, weight_version, retries=self.retries,
-                               previous=previous if all(previous) else None)  # fmt: skip
+                               previous=previous if all(previous) else None, security=self.security)  # fmt: skip
         except WeightsError as exc:
             raise PolicyError(str(exc)) from None
         self.model_info = await self._get(self.urls[0], "/model_info")
@@ -254,12 +349,16 @@ class SGLangPolicy(Policy):
         for attempt in range(self.retries + 1):
             try:
                 data = None if body is None else orjson.dumps(body)
-                async with self._session.request(method, url + path, data=data, headers=_JSON) as resp:
+                # The token is read per request: a rotated token file is picked up without a restart.
+                headers = {**_JSON, **self.security.headers()}
+                async with self._session.request(method, url + path, data=data, headers=headers) as resp:
                     raw = await resp.read()
                     if resp.status != 200:
-                        raise PolicyError(
-                            f"{method} {url}{path} answered HTTP {resp.status}: {raw[:500].decode(errors='replace')}"
-                        )
+                        message = f"{method} {url}{path} answered HTTP {resp.status}: {raw[:500].decode(errors='replace')}"
+                        if resp.status >= 500:  # the server's fault: it takes no episodes until it answers
+                            self._mark_down(url, message)
+                            raise ServerDown(message)
+                        raise _Refused(message) if resp.status != 429 else PolicyError(message)
                     if not json_reply or not raw.strip():
                         return raw.decode(errors="replace") if not json_reply else {}
                     try:
@@ -268,9 +367,11 @@ class SGLangPolicy(Policy):
                         raise PolicyError(f"{method} {url}{path} answered non-JSON: {raw[:200]!r}") from exc
             except (aiohttp.ClientConnectionError, TimeoutError) as exc:
                 if attempt == self.retries:
-                    raise PolicyError(
+                    message = (
                         f"{method} {url}{path} failed after {attempt + 1} tries: {type(exc).__name__}: {exc}"
-                    ) from exc
+                    )
+                    self._mark_down(url, message)
+                    raise ServerDown(message) from exc
                 await asyncio.sleep(0.5 * 2**attempt)
         raise AssertionError("unreachable")
 

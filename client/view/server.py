@@ -151,13 +151,23 @@ class ViewerState:
         per_env = (run.results or {}).get("per_env") or {}
         table = []
         for env, m in sorted(out["envs"].items()):
-            planned = per_env.get(env, {}).get("planned")
-            table.append({"env": env, "planned": planned, **m})
+            row = {"env": env, "planned": per_env.get(env, {}).get("planned"), **m}
+            failed = per_env.get(env, {}).get("failed")
+            if type(failed) is int and failed > 0:
+                # As `agentgym eval` counts them: an episode that failed (an infrastructure error)
+                # is not a success and scores 0. The finished-only rate is kept beside it.
+                n = m["episodes"]
+                row.update(failed=failed, success_finished=m["success"], reward_finished=m["reward"])
+                for k in ("success", "reward"):
+                    row[k] = None if m[k] is None else m[k] * n / (n + failed)
+            table.append(row)
         for env, m in sorted(per_env.items()):  # planned but nothing played yet
             if env not in out["envs"]:
                 table.append({"env": env, "planned": m.get("planned"), "episodes": 0, "success": None,
                               "reward": None, "rounds": None})  # fmt: skip
         failed = (run.results or {}).get("failed")
+        if any(r.get("failed") for r in table):
+            out["average"] = _average([r for r in table if r["episodes"]])
         out.update(table=table, failed=failed, results=run.results, curves=run.curves, evals=run.evals)
         return out
 

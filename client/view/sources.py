@@ -40,7 +40,7 @@ MAX_DEPTH = 6
 SKIP_DIRS = {".git", "node_modules", "__pycache__", "checkpoints", "final", "tensorboard", "learner", ".venv"}
 NOT_TRAJECTORIES = {"results.json", "metrics.jsonl", "events.jsonl", "report.json", "job.json",
                     "state.json", "STORE", "result.json", "package.json", "package-lock.json"}  # fmt: skip
-_ADDRESS = re.compile(r"^(grpc://)?[\w.-]+:\d+$")
+_ADDRESS = re.compile(r"^(grpcs?://)?[\w.-]+:\d+$")
 _EVAL_ROWS = re.compile(r"^(.+)-(\d+)\.jsonl$")
 CHUNK = 8 << 20  # bytes of a JSON Lines file indexed per call, so page requests interleave
 
@@ -327,12 +327,14 @@ class StoreSource(Source):
 class RemoteStoreSource(Source):
     """A running trainer's store, through its TrajectoryService (Stats, then Query for what is new).
     New records are asked for by the trainer's storage time, a minute back to cover clock steps,
-    and de-duplicated by key."""
+    and de-duplicated by key. grpcs:// is TLS; the CA and the bearer token come from
+    $AGENTGYM_TLS_CA and $AGENTGYM_TOKEN_FILE (docs/security.md)."""
 
     def __init__(self, address: str, runs: Runs) -> None:
         self.key = f"grpc:{address}"
         self.address = address.removeprefix("grpc://")
-        self.run = runs.new("store", f"store at {self.address}", f"grpc://{self.address}")
+        url = self.address if "://" in self.address else f"grpc://{self.address}"
+        self.run = runs.new("store", f"store at {self.address}", url)
         self.seen: set[str] = set()
         self.count = -1
         self.since: float | None = None
@@ -341,15 +343,21 @@ class RemoteStoreSource(Source):
     def poll(self, index: EpisodeIndex) -> bool:
         import grpc
 
+        from agentgym.core.security import default_client, parse_address
         from agentgym.core.trajectory import Trajectory
         from agentgym.v1 import trajectory_pb2 as tpb
         from agentgym.v1 import trajectory_pb2_grpc as tpb_grpc
 
+        security = default_client()
         if self.channel is None:
-            self.channel = grpc.insecure_channel(self.address)
+            target, tls = parse_address(self.address)
+            self.channel = (
+                grpc.secure_channel(target, security.credentials()) if tls else grpc.insecure_channel(target)
+            )
         stub = tpb_grpc.TrajectoryServiceStub(self.channel)
+        metadata = security.metadata()
         try:
-            total = stub.Stats(tpb.StatsRequest(), timeout=5).trajectories
+            total = stub.Stats(tpb.StatsRequest(), timeout=5, metadata=metadata).trajectories
             if total == self.count:
                 return False
             started = time.time()
@@ -357,7 +365,7 @@ class RemoteStoreSource(Source):
             if self.since is not None:
                 flt.since = self.since - 60
             rows = []
-            for msg in stub.Query(tpb.QueryRequest(filter=flt), timeout=300):
+            for msg in stub.Query(tpb.QueryRequest(filter=flt), timeout=300, metadata=metadata):
                 t = Trajectory.from_proto(msg, validate=False)
                 if t.key in self.seen:
                     continue
@@ -615,7 +623,7 @@ def _scalar(v: Any) -> bool:
 
 # --- discovery ---------------------------------------------------------------------------------------
 def is_address(arg: str) -> bool:
-    return arg.startswith("grpc://") or (not os.path.exists(arg) and bool(_ADDRESS.match(arg)))
+    return arg.startswith(("grpc://", "grpcs://")) or (not os.path.exists(arg) and bool(_ADDRESS.match(arg)))
 
 
 class Discovery:

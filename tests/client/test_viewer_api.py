@@ -59,7 +59,7 @@ def data(tmp_path: Path) -> Path:
         ev / "trajectories.jsonl", [maze(i) for i in range(6)] + [maze(i, env="wordle") for i in (0, 1)]
     )
     (ev / "results.json").write_text(json.dumps({
-        "per_env": {"maze": {"planned": 7, "episodes": 6}, "wordle": {"planned": 2, "episodes": 2}},
+        "per_env": {"maze": {"planned": 8, "episodes": 6, "failed": 2}, "wordle": {"planned": 2, "episodes": 2}},
         "policy": {"policy": "hf", "model": "runs/bc"}, "failed": 1, "seconds": 3.0,
     }))  # fmt: skip
     # Another eval on the same maze tasks, where task 1 now succeeds and task 3 fails.
@@ -173,10 +173,14 @@ async def test_every_source_kind_is_found_with_its_per_env_table(viewer: Any) ->
     assert a["average"]["success"] == pytest.approx((2 / 6 + 1 / 2) / 2)  # unweighted over envs
     detail = await get(client, f"/api/runs/{a['id']}")
     assert [(r["env"], r["planned"], r["episodes"]) for r in detail["table"]] == [
-        ("maze", 7, 6),
+        ("maze", 8, 6),
         ("wordle", 2, 2),
     ]
     assert detail["failed"] == 1
+    # Failed episodes count as failures, as `agentgym eval` counts them; the finished-only rate is kept.
+    maze_row = detail["table"][0]
+    assert (maze_row["failed"], maze_row["success"], maze_row["success_finished"]) == (2, 2 / 8, 2 / 6)
+    assert detail["average"]["success"] == pytest.approx((2 / 8 + 1 / 2) / 2)
     assert runs["runs/agenttraj.json"]["episodes"] == 3
     assert runs["runs/trainer/store"]["episodes"] == 9
     assert not runs["runs/trainer/jobs/job-000001 eval step-0"]["has_trajectories"]
