@@ -92,11 +92,27 @@ format: $(INSTALLED)
 test: install lint
 	$(BIN)/pytest $(ARGS)
 
-# The benchmarks of the README, one after another (each prints its own table; about 8 minutes).
+# Every benchmark in bench/, one after another, each printing its own table (bench/fake_sglang.py
+# and bench/pingpong_server.py are servers the others start). QUICK=1, the default, runs each at a
+# small size (about 12 minutes in all on 2 cores); QUICK=0 at the sizes the README's figures come
+# from (an hour or more). ARGS go to bench/fabric.py. The Node server's benchmark needs Node.js.
+QUICK ?= 1
+quick = $(if $(filter 0,$(QUICK)),$(2),$(1))
 bench: install
-	$(PY) bench/fabric.py $(ARGS)
-	$(PY) bench/rollout_overhead.py
-	$(PY) bench/env_cost.py --seconds 5
+	$(PY) bench/fabric.py $(call quick,--seconds 1 --levels 1$(comma)64 --open 1000) $(ARGS)
+	$(PY) bench/rollout_overhead.py $(call quick,--episodes 256 --rounds 4 --delay 0.2)
+	$(PY) bench/env_cost.py $(call quick,--seconds 1 --episodes 20 --concurrency 4,--seconds 5)
+	$(PY) bench/engine_envs.py $(call quick,--episodes 2 --repeat 1)
+	$(PY) bench/tool_envs.py $(call quick,--seconds 1 --concurrency 8 --live 50)
+	$(PY) bench/webshop.py $(call quick,--tasks 50 --episodes 100 --concurrency 8)
+	@if command -v node >/dev/null 2>&1; then \
+	  $(PY) bench/node_sokoban.py $(call quick,--seconds 1 --concurrency 1$(comma)16); \
+	else echo "node not found: skipping bench/node_sokoban.py"; fi
+	$(PY) bench/trainer_store.py $(call quick,--n 500 --tokens 500)
+	$(PY) bench/trainer_query.py $(call quick,--quick)
+	$(PY) bench/viewer_paging.py $(call quick,--n 20000 --repeat 5)
+	$(PY) bench/rl_overlap.py $(call quick,--steps 2 --tasks 2 --group 2 --repeats 1)
+	$(PY) bench/evol_overhead.py $(call quick,--iterations 1 --explore 16 --eval-tasks 8 --bc-tasks 30 --epochs 1)
 
 wheel: install
 	$(PY) -m pip wheel --no-deps -w dist .

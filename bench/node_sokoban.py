@@ -42,11 +42,12 @@ def start(cmd: list[str]) -> tuple[subprocess.Popen[str], str]:
     raise RuntimeError(f"{cmd[0]} did not start")
 
 
-async def run(
-    address: str, env: str, actions: list[str], tasks: int, n: int, seconds: float
-) -> tuple[float, int]:
+async def run(address: str, env: str, actions: list[str], n: int, seconds: float) -> tuple[float, int]:
     steps = 0
     async with EnvClient(address) as client:
+        # Task ids come from the server: each env has its own count (Maze 556, Sokoban thousands),
+        # and an id past it is refused OUT_OF_RANGE.
+        tasks = (await client.env_info(env)).task_count
         deadline = time.monotonic() + seconds
 
         async def one(i: int) -> None:
@@ -69,14 +70,13 @@ def measure(
     address: str,
     env: str,
     actions: list[str],
-    tasks: int,
     n: int,
     seconds: float,
 ) -> tuple[float, float]:
     """(steps/s, server CPU microseconds per step)."""
     server = psutil.Process(proc.pid)
     before = server.cpu_times()
-    rate, steps = asyncio.run(run(address, env, actions, tasks, n, seconds))
+    rate, steps = asyncio.run(run(address, env, actions, n, seconds))
     after = server.cpu_times()
     cpu = (after.user - before.user) + (after.system - before.system)
     return rate, cpu / max(1, steps) * 1e6
@@ -102,9 +102,9 @@ def main() -> None:
     )
     try:
         for n in (int(c) for c in args.concurrency.split(",")):
-            node_rate, node_us = measure(node_proc, node_address, "sokoban", moves, 3000, n, args.seconds)
+            node_rate, node_us = measure(node_proc, node_address, "sokoban", moves, n, args.seconds)
             py_moves = [f"move {m}" for m in moves]
-            py_rate, py_us = measure(py_proc, py_address, "maze", py_moves, 2025, n, args.seconds)
+            py_rate, py_us = measure(py_proc, py_address, "maze", py_moves, n, args.seconds)
             print(
                 f"{n:>8} {node_rate:>21.0f} {node_us:>17.0f} {py_rate:>20.0f} {py_us:>17.0f} "
                 f"{node_rate / py_rate:>6.2f}"
