@@ -113,6 +113,7 @@ bench: install
 	$(PY) bench/viewer_paging.py $(call quick,--n 20000 --repeat 5)
 	$(PY) bench/rl_overlap.py $(call quick,--steps 2 --tasks 2 --group 2 --repeats 1)
 	$(PY) bench/evol_overhead.py $(call quick,--iterations 1 --explore 16 --eval-tasks 8 --bc-tasks 30 --epochs 1)
+	$(PY) bench/soak.py $(call quick,--duration 20 --warmup 10 --concurrency 64 --think 0.5 --client-kill-every 8 --worker-kill-every 3 --idle-timeout 5,--duration 600 --warmup 60)
 
 wheel: install
 	$(PY) -m pip wheel --no-deps -w dist .
