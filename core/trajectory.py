@@ -34,7 +34,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,22 @@ ENV_ALIASES = {"lmrlgym_maze": "maze", "lmrlgym_wordle": "wordle", "sqlgym": "bi
 ROLES = ("human", "gpt", "system")
 MAX_KEY_BYTES = 1024
 _U32 = 1 << 32
+
+
+def turn_spans(mask: Sequence[int]) -> list[tuple[int, int]]:
+    """The agent turns of a token record: (start, end) of each run of 1s in its loss mask, in order
+    (the generated turns; the acknowledgement and the env's turns are 0s)."""
+    spans: list[tuple[int, int]] = []
+    start = None
+    for i, m in enumerate(mask):
+        if m and start is None:
+            start = i
+        elif not m and start is not None:
+            spans.append((start, i))
+            start = None
+    if start is not None:
+        spans.append((start, len(mask)))
+    return spans
 
 
 class TrajectoryError(ValueError):

@@ -35,6 +35,8 @@ from collections import defaultdict
 from collections.abc import Hashable, Sequence
 from typing import Any
 
+from agentgym.core.trajectory import turn_spans  # the record's rule, used here per turn
+
 ALGORITHMS = ("grpo", "rloo", "reinforce++")
 EPS = 1e-6
 
@@ -101,21 +103,6 @@ def advantages(
                 base, div = (total - score[i]) / (n - 1), 1.0
             out[i] = [(g - base) / div for g in returns[i]]
     return out
-
-
-def turn_spans(mask: Sequence[int]) -> list[tuple[int, int]]:
-    """The agent turns of a token record: (start, end) of each run of 1s in its loss mask."""
-    spans: list[tuple[int, int]] = []
-    start = None
-    for i, m in enumerate(mask):
-        if m and start is None:
-            start = i
-        elif not m and start is not None:
-            spans.append((start, i))
-            start = None
-    if start is not None:
-        spans.append((start, len(mask)))
-    return spans
 
 
 def token_values(mask: Sequence[int], per_turn: Sequence[float]) -> list[float]:

@@ -18,6 +18,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from agentgym.core.trajectory import turn_spans
+
 # "Thought: ... Action: ..." as the ReAct framing writes it; the action is what follows the last
 # "Action:" line.
 _ACTION = re.compile(r"(?:^|\n)\s*Action:\s*", re.IGNORECASE)
@@ -47,20 +49,6 @@ def _opening_length(turns: list[dict[str, Any]]) -> int:
     if roles[start : start + 3] == ["human", "gpt", "human"]:
         return start + 2
     return start
-
-
-def generated_spans(loss_mask: list[int]) -> list[tuple[int, int]]:
-    """[start, end) of each run of 1s in the loss mask: one per generated agent turn."""
-    spans, start = [], None
-    for i, m in enumerate(loss_mask):
-        if m and start is None:
-            start = i
-        elif not m and start is not None:
-            spans.append((start, i))
-            start = None
-    if start is not None:
-        spans.append((start, len(loss_mask)))
-    return spans
 
 
 def steps_of(record: dict[str, Any], decode: Decode | None = None) -> dict[str, Any]:
@@ -130,7 +118,7 @@ def _tokens(record: dict[str, Any], agent_turns: list[dict[str, Any]], decode: D
     ids, mask = record.get("input_ids"), record.get("loss_mask")
     if not isinstance(ids, list) or not isinstance(mask, list) or len(ids) != len(mask):
         return None
-    spans = generated_spans(mask)
+    spans = turn_spans(mask)
     logprobs = record.get("logprobs")
     if not isinstance(logprobs, list) or len(logprobs) != len(ids):
         logprobs = None
