@@ -22,9 +22,11 @@ processes, live episodes, steps/s); stop the load and drain again: the idle end.
 are taken the same way: once no episode is live, a probe refills the pools that grow or shrink with
 use (one textcraft episode: the prewarmed worker; concurrent slow expert calls: the env thread
 pool), then `--settle` quiet seconds (gRPC core's own thread pool lets a thread go after 20 s idle).
-Reported: leaked episodes (live once every client is gone), threads/fds/child processes at the idle
-end against the idle baseline, and RSS drift (the last loaded sample against the first full-load
-one of the soak). Targets: no leak of any kind; RSS flat within 10%.
+Reported: leaked episodes and streams (live episodes, and streams the server still holds, once every
+client is gone: `agentgym_open_streams`), threads/fds/child processes at the idle end against the
+idle baseline, and RSS drift under load (the median of the last quarter of the samples against that
+of the first quarter once the load is up; RSS follows the live episodes, which swing with the churn),
+with RSS fitted against episodes churned. Targets: no leak of any kind; RSS flat within 10%.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import json
 import os
 import random
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -190,7 +193,9 @@ class Sample:
     # (the event loop, the env thread pool, asyncio's child watchers, metrics) carry the process's.
     thread_kinds: dict[str, int]
     live: int  # live episodes (agentgym_live_episodes)
+    streams: int  # Session streams the server holds (agentgym_open_streams), with an episode or not
     steps: float  # agentgym_steps, all codes (cumulative)
+    creates: float  # agentgym_creates, all codes (cumulative): episodes churned
     steps_per_s: float = 0.0
 
 
@@ -227,7 +232,8 @@ def observe(server: psutil.Process, metrics_url: str, phase: str, t: float) -> S
     m = scrape(metrics_url)
     return Sample(
         t, phase, rss, workers_rss, threads, fds, children, zombies, kinds,
-        int(m.get("agentgym_live_episodes", 0)), m.get("agentgym_steps_total", 0.0),
+        int(m.get("agentgym_live_episodes", 0)), int(m.get("agentgym_open_streams", 0)),
+        m.get("agentgym_steps_total", 0.0), m.get("agentgym_creates_total", 0.0),
     )  # fmt: skip
 
 
@@ -380,7 +386,7 @@ async def phase(
             samples.append(s)
             counts, errors = load.totals()
             print(
-                f"[{name} {s.t:6.0f}s] live {s.live:5d}  steps/s {s.steps_per_s:7.0f}  rss {s.rss_mb:6.1f} MB  "
+                f"[{name} {s.t:6.0f}s] live {s.live:5d}  streams {s.streams:5d}  steps/s {s.steps_per_s:7.0f}  rss {s.rss_mb:6.1f} MB  "
                 f"workers {s.children} ({s.workers_rss_mb:.0f} MB)  threads {s.threads}  fds {s.fds}  "
                 f"episodes {counts['episodes']:,}  errors {sum(errors.values())}  kills {dict(kills)}",
                 flush=True,
@@ -403,8 +409,8 @@ async def settle(
     while True:
         await asyncio.sleep(1)
         s = await asyncio.to_thread(observe, server, metrics_url, name, time.monotonic() - t0)
-        key = (s.live, s.children, s.threads, s.fds)
-        if s.live or last is None or key != (last.live, last.children, last.threads, last.fds):
+        key = (s.live, s.streams, s.children, s.threads, s.fds)
+        if s.live or last is None or key != (last.live, last.streams, last.children, last.threads, last.fds):
             since = time.monotonic()
         last = s
         if time.monotonic() - since >= quiet_s or time.monotonic() - t0 > limit_s:
@@ -503,8 +509,18 @@ async def run(
                     proc.kill()
 
     loaded = [s for s in samples if s.phase == "soak"]
-    full = [s for s in loaded if s.live >= 0.9 * args.concurrency] or loaded
-    reference, last = full[0], loaded[-1]
+    # RSS follows the live episodes, which swing with the churn: compare the median of the first
+    # quarter of the samples taken once the load is up (the clients restart after the baseline)
+    # with the median of the last quarter, and fit RSS against episodes churned.
+    steady = [s for s in loaded if s.t >= max(20.0, 6 * args.think)] or loaded
+    quarter = max(1, len(steady) // 4)
+    rss_first = statistics.median(s.rss_mb for s in steady[:quarter])
+    rss_last = statistics.median(s.rss_mb for s in steady[-quarter:])
+    slope = (
+        statistics.linear_regression([s.creates for s in steady], [s.rss_mb for s in steady]).slope
+        if len(steady) > 2 and steady[-1].creates > steady[0].creates
+        else 0.0
+    )
     counts, errors = soak.totals()
     delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
     return {
@@ -517,18 +533,21 @@ async def run(
         # Prewarmed workers alive once the load was gone, before the probe episode (expected: 1).
         "idle_pool_before_probe": pool_before_probe,
         "drain_seconds": {"baseline": round(baseline_drain_s, 1), "end": round(end_drain_s, 1)},
-        "rss_reference": asdict(reference),
-        "rss_last": asdict(last),
+        "rss_first_quarter_mb": rss_first,
+        "rss_last_quarter_mb": rss_last,
         "rss_max_mb": max(s.rss_mb for s in loaded),
+        # Least squares over the steady samples: server RSS per 1,000 episodes churned, in KiB.
+        "rss_kib_per_1000_episodes": slope * 1024 * 1000,
         # What the machine sustained: live episodes over the soak's samples (mean, min, max).
         "live_under_load": [
             sum(s.live for s in loaded) / len(loaded),
             min(s.live for s in loaded),
             max(s.live for s in loaded),
         ],
-        "rss_drift_pct": (last.rss_mb - reference.rss_mb) / reference.rss_mb * 100,
+        "rss_drift_pct": (rss_last - rss_first) / rss_first * 100,
         "leaks": {
             "episodes": end.live,
+            "streams": end.streams,
             "threads": end.threads - baseline.threads,
             "fds": end.fds - baseline.fds,
             "child_processes": end.children - baseline.children,
@@ -570,7 +589,7 @@ async def run(
 def verdict(f: dict[str, Any]) -> list[tuple[str, bool]]:
     leaks = f["leaks"]
     return [
-        ("no leaked episodes", leaks["episodes"] == 0),
+        ("no leaked episodes or streams", leaks["episodes"] == 0 and leaks["streams"] == 0),
         ("no leaked threads", leaks["threads"] <= 0),
         ("no leaked file descriptors", leaks["fds"] <= 0),
         ("no leaked processes", leaks["child_processes"] <= 0 and leaks["zombies"] == 0 and leaks["orphaned_workers"] == 0),
@@ -583,16 +602,25 @@ def print_report(f: dict[str, Any], console: Console) -> bool:
     loaded = [s for s in f["samples"] if s["phase"] == "soak"]
     step = max(1, len(loaded) // 16)
     series = Table(title=f"Soak samples (every {step * c['sample_every']:g}s shown)")
-    for col in ("t s", "live", "steps/s", "server RSS MB", "workers", "workers RSS MB", "threads", "fds"):
+    for col in (
+        "t s",
+        "live",
+        "streams",
+        "steps/s",
+        "server RSS MB",
+        "workers",
+        "workers RSS MB",
+        "threads",
+        "fds",
+    ):
         series.add_column(col, justify="right")
     for s in loaded[::step] + ([loaded[-1]] if (len(loaded) - 1) % step else []):
         series.add_row(
-            f"{s['t']:.0f}", f"{s['live']:,}", f"{s['steps_per_s']:,.0f}", f"{s['rss_mb']:.1f}",
+            f"{s['t']:.0f}", f"{s['live']:,}", f"{s['streams']:,}", f"{s['steps_per_s']:,.0f}", f"{s['rss_mb']:.1f}",
             str(s["children"]), f"{s['workers_rss_mb']:.0f}", str(s["threads"]), str(s["fds"]),
         )  # fmt: skip
     console.print(series)
 
-    ref, last = f["rss_reference"], f["rss_last"]
     table = Table(
         title=f"Soak: {f['soak_seconds']:.0f}s at {c['concurrency']:,} concurrent episodes "
         f"({c['clients']} client processes), maze+wordle inline, textcraft in worker processes"
@@ -600,6 +628,9 @@ def print_report(f: dict[str, Any], console: Console) -> bool:
     for col in ("figure", "baseline", "end", "change", "target"):
         table.add_column(col, justify="right")
     table.add_row("live episodes (idle)", str(b["live"]), str(e["live"]), f"{e['live'] - b['live']:+d}", "0")
+    table.add_row(
+        "open streams (idle)", str(b["streams"]), str(e["streams"]), f"{e['streams'] - b['streams']:+d}", "0"
+    )
     table.add_row(
         "threads (idle)", str(b["threads"]), str(e["threads"]), f"{e['threads'] - b['threads']:+d}", "<= +0"
     )
@@ -620,9 +651,16 @@ def print_report(f: dict[str, Any], console: Console) -> bool:
         "zombies / orphaned workers", "", f"{e['zombies']} / {f['leaks']['orphaned_workers']}", "", "0 / 0"
     )
     table.add_row(
-        "server RSS MB under load (first / last)", f"{ref['rss_mb']:.1f}", f"{last['rss_mb']:.1f}",
-        f"{f['rss_drift_pct']:+.1f}%", f"within {RSS_TARGET_PCT:g}%",
+        "server RSS MB under load (median, first / last quarter)", f"{f['rss_first_quarter_mb']:.1f}",
+        f"{f['rss_last_quarter_mb']:.1f}", f"{f['rss_drift_pct']:+.1f}%", f"within {RSS_TARGET_PCT:g}%",
     )  # fmt: skip
+    table.add_row(
+        "server RSS per 1,000 episodes churned (fit)",
+        "",
+        f"{f['rss_kib_per_1000_episodes']:+.1f} KiB",
+        "",
+        "",
+    )
     table.add_row(
         "server RSS MB idle",
         f"{b['rss_mb']:.1f}",

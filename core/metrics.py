@@ -50,6 +50,10 @@ NO_EPISODE = "(none)"
 
 # --- env server (server/) -------------------------------------------------------------------------
 LIVE_EPISODES = Gauge("agentgym_live_episodes", "Episodes live (created, not yet ended).", ["env"])
+OPEN_STREAMS = Gauge(
+    "agentgym_open_streams",
+    "Session streams the server holds (an episode's, or one with none yet); 0 once every client is gone.",
+)
 CAPACITY = Gauge(
     "agentgym_capacity", "Live episodes the server admits for this env (min of its limits).", ["env"]
 )

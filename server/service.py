@@ -342,6 +342,7 @@ class EnvService:
         session = Session(self, context.peer())
         session.task = asyncio.current_task()
         self.sessions.add(session)
+        metrics.OPEN_STREAMS.inc()
         self._no_sessions.clear()
         reader = aiter(requests)
         try:
@@ -375,7 +376,16 @@ class EnvService:
             context.set_code(session.end_status[0])
             context.set_details(session.end_status[1])
         finally:
-            await session.release("stream ended")
-            self.sessions.discard(session)
-            if not self.sessions:
-                self._no_sessions.set()
+            # A client that goes away while its env closes (a worker takes a moment to exit) cancels
+            # this task mid-release: the release still runs to its end, in a task of its own, and
+            # the session is forgotten either way (it was kept for good: found by bench/soak.py).
+            release = asyncio.ensure_future(session.release("stream ended"))
+            self._tasks.add(release)
+            release.add_done_callback(self._tasks.discard)
+            try:
+                await asyncio.shield(release)
+            finally:
+                self.sessions.discard(session)
+                metrics.OPEN_STREAMS.dec()
+                if not self.sessions:
+                    self._no_sessions.set()

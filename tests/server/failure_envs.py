@@ -108,3 +108,19 @@ class Stuck(_Fixture):
         if self.stuck:
             raise RuntimeError("no plan from this state")
         return "unstick"
+
+
+@register
+class SlowClose(_Fixture):
+    """A process env whose close takes `close_s` seconds (its worker exits that much later)."""
+
+    name = "test-slow-close"
+    execution = "process"
+    close_s: ClassVar[float] = 0.0
+
+    @classmethod
+    def configure(cls, settings: Mapping[str, str]) -> None:
+        cls.close_s = float(settings.get("close_s", 0))
+
+    def close(self) -> None:
+        time.sleep(self.close_s)
