@@ -94,7 +94,7 @@ test: install lint
 
 # Every benchmark in bench/, one after another, each printing its own table (bench/fake_sglang.py
 # and bench/pingpong_server.py are servers the others start). QUICK=1, the default, runs each at a
-# small size (about 12 minutes in all on 2 cores); QUICK=0 at the sizes the README's figures come
+# small size (about 14 minutes in all on 2 cores); QUICK=0 at the sizes the README's figures come
 # from (an hour or more). ARGS go to bench/fabric.py. The Node server's benchmark needs Node.js.
 QUICK ?= 1
 quick = $(if $(filter 0,$(QUICK)),$(2),$(1))
@@ -113,7 +113,7 @@ bench: install
 	$(PY) bench/viewer_paging.py $(call quick,--n 20000 --repeat 5)
 	$(PY) bench/rl_overlap.py $(call quick,--steps 2 --tasks 2 --group 2 --repeats 1)
 	$(PY) bench/evol_overhead.py $(call quick,--iterations 1 --explore 16 --eval-tasks 8 --bc-tasks 30 --epochs 1)
-	$(PY) bench/soak.py $(call quick,--duration 20 --warmup 10 --concurrency 64 --think 0.5 --client-kill-every 8 --worker-kill-every 3 --idle-timeout 5,--duration 600 --warmup 60)
+	$(PY) bench/soak.py $(call quick,--duration 20 --warmup 10 --concurrency 64 --think 0.5 --client-kill-every 8 --worker-kill-every 3 --idle-timeout 5 --sample-every 5,--duration 600 --warmup 60)
 
 wheel: install
 	$(PY) -m pip wheel --no-deps -w dist .
