@@ -3,6 +3,7 @@
     python bench/soak.py                                    # 1 hour, 4,096 concurrent episodes
     python bench/soak.py --duration 600 --concurrency 512   # shorter, smaller
     python bench/soak.py --duration 60 --json soak.json     # the figures as JSON too
+    python bench/soak.py --duration 60 --check              # exit 1 when a target is missed
 
 `agentgym serve` hosts maze, wordle and textcraft, textcraft forced into worker processes
 (`--execution textcraft=process`) so that worker processes exist to be killed. Client *processes*
@@ -26,7 +27,9 @@ Reported: leaked episodes and streams (live episodes, and streams the server sti
 client is gone: `agentgym_open_streams`), threads/fds/child processes at the idle end against the
 idle baseline, and RSS drift under load (the median of the last quarter of the samples against that
 of the first quarter once the load is up; RSS follows the live episodes, which swing with the churn),
-with RSS fitted against episodes churned. Targets: no leak of any kind; RSS flat within 10%.
+with RSS fitted against episodes churned. Targets: no leak of any kind (gRPC core's own EventEngine
+thread pool is elastic: its growth is shown, and judged a leak only beyond two threads); RSS flat
+within 10%.
 """
 
 from __future__ import annotations
@@ -63,6 +66,10 @@ PROCESS_ENV = "textcraft"  # light, and forced into worker processes here so tha
 WORKER_MODULE = "agentgym.server.worker"
 WORDS = ("c r a n e", "s l a t e", "a l e r t", "t r a c e", "s t o n e")
 RSS_TARGET_PCT = 10.0
+# gRPC core's EventEngine thread pool is elastic: gRPC starts a thread whenever all of its threads
+# are busy (at most one a second) and lets one go only after 20 s without any work, which an idle
+# server need not give it. Its growth is reported, and judged a leak only beyond this many threads.
+GRPC_POOL, GRPC_POOL_SLACK = "event_engine", 2
 
 
 # --- client process ---------------------------------------------------------------------------------
@@ -412,6 +419,11 @@ async def settle(
         key = (s.live, s.streams, s.children, s.threads, s.fds)
         if s.live or last is None or key != (last.live, last.streams, last.children, last.threads, last.fds):
             since = time.monotonic()
+            print(
+                f"[{name} drain {s.t:4.0f}s] live {s.live}  streams {s.streams}  workers {s.children}  "
+                f"threads {s.threads} {s.thread_kinds}  fds {s.fds}",
+                flush=True,
+            )
         last = s
         if time.monotonic() - since >= quiet_s or time.monotonic() - t0 > limit_s:
             return s
@@ -548,7 +560,10 @@ async def run(
         "leaks": {
             "episodes": end.live,
             "streams": end.streams,
-            "threads": end.threads - baseline.threads,
+            # Every thread but gRPC core's elastic pool, then that pool's own growth.
+            "threads": (end.threads - end.thread_kinds.get(GRPC_POOL, 0))
+            - (baseline.threads - baseline.thread_kinds.get(GRPC_POOL, 0)),
+            "grpc_pool_threads": end.thread_kinds.get(GRPC_POOL, 0) - baseline.thread_kinds.get(GRPC_POOL, 0),
             "fds": end.fds - baseline.fds,
             "child_processes": end.children - baseline.children,
             "zombies": end.zombies,
@@ -590,7 +605,10 @@ def verdict(f: dict[str, Any]) -> list[tuple[str, bool]]:
     leaks = f["leaks"]
     return [
         ("no leaked episodes or streams", leaks["episodes"] == 0 and leaks["streams"] == 0),
-        ("no leaked threads", leaks["threads"] <= 0),
+        (
+            f"no leaked threads (gRPC core's {GRPC_POOL} pool: at most +{GRPC_POOL_SLACK})",
+            leaks["threads"] <= 0 and leaks["grpc_pool_threads"] <= GRPC_POOL_SLACK,
+        ),
         ("no leaked file descriptors", leaks["fds"] <= 0),
         ("no leaked processes", leaks["child_processes"] <= 0 and leaks["zombies"] == 0 and leaks["orphaned_workers"] == 0),
         (f"RSS flat within {RSS_TARGET_PCT:g}%", abs(f["rss_drift_pct"]) <= RSS_TARGET_PCT),
@@ -632,11 +650,12 @@ def print_report(f: dict[str, Any], console: Console) -> bool:
         "open streams (idle)", str(b["streams"]), str(e["streams"]), f"{e['streams'] - b['streams']:+d}", "0"
     )
     table.add_row(
-        "threads (idle)", str(b["threads"]), str(e["threads"]), f"{e['threads'] - b['threads']:+d}", "<= +0"
+        "threads (idle)", str(b["threads"]), str(e["threads"]), f"{e['threads'] - b['threads']:+d}", ""
     )
     for kind in sorted(set(b["thread_kinds"]) | set(e["thread_kinds"])):
         nb, ne = b["thread_kinds"].get(kind, 0), e["thread_kinds"].get(kind, 0)
-        table.add_row(f"  named {kind}", str(nb), str(ne), f"{ne - nb:+d}", "")
+        target = f"<= +{GRPC_POOL_SLACK} (elastic)" if kind == GRPC_POOL else "<= +0"
+        table.add_row(f"  named {kind}", str(nb), str(ne), f"{ne - nb:+d}", target)
     table.add_row(
         "file descriptors (idle)", str(b["fds"]), str(e["fds"]), f"{e['fds'] - b['fds']:+d}", "<= +0"
     )
@@ -788,6 +807,10 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1))
     ok = print_report(figures, Console(width=160))
+    if ok:
+        log_path.unlink(missing_ok=True)
+    else:  # the server's warnings (every failed episode, with its traceback) say what went on
+        print(f"server log kept: {log_path}")
     sys.exit(1 if args.check and not ok else 0)
 
 
