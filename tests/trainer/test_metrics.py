@@ -16,8 +16,8 @@ from agentgym.v1 import trainer_pb2 as rpb
 from agentgym.v1 import trajectory_pb2 as tpb
 from tests.core.test_metrics import ascrape, scrape
 from tests.trainer.helpers import free_port, start_trainer, trajectory, wait_serving
+from tests.trainer.test_service import exchange
 
-PUSH = "/agentgym.v1.TrajectoryService/Push"
 TRAINER = rpb.DESCRIPTOR.services_by_name["TrainerService"]
 
 
@@ -30,14 +30,7 @@ def push_request(seq: int, i: int, **overrides: object) -> bytes:
 
 async def push(address: str, requests: list[bytes]) -> list[tpb.PushResponse]:
     async with grpc.aio.insecure_channel(address) as channel:
-        call = channel.stream_stream(PUSH)()
-        for raw in requests:
-            await call.write(raw)
-        await call.done_writing()
-        answers = []
-        while (raw := await call.read()) is not grpc.aio.EOF:
-            answers.append(tpb.PushResponse.FromString(raw))
-        return answers
+        return await exchange(channel, requests)
 
 
 async def test_ingest_store_and_jobs_metrics_move_exactly(tmp_path: Path) -> None:
