@@ -300,6 +300,7 @@ class Episode:
         self.seed = 0
         self.max_steps = 0
         self.instruction = ""
+        self.acknowledgement = ""
         self.initial = StepResult("")
         self.last = self.initial
 
@@ -383,6 +384,7 @@ class Episode:
     def _take_created(self, c: pb.CreateResponse) -> None:
         self.env, self.episode_id, self.task_id, self.seed = c.env, c.episode_id, c.task_id, c.seed
         self.instruction, self.max_steps = c.instruction, c.max_steps
+        self.acknowledgement = c.acknowledgement  # "": the client's default (core.chat.ACK)
         self.initial = self.last = StepResult.from_pb(c.initial)
 
     async def _request(self, req: pb.SessionRequest) -> pb.SessionResponse:

@@ -89,7 +89,8 @@ async def run_episode(
 async def _play(
     ep: Episode, policy: Policy, max_context_tokens: int | None, max_action_bytes: int | None
 ) -> _Played:
-    p = _Played(Conversation.start(ep.instruction, ep.initial.observation, policy.chat), ep.initial)
+    conv = Conversation.start(ep.instruction, ep.initial.observation, policy.chat, ep.acknowledgement)
+    p = _Played(conv, ep.initial)
     while True:
         if (
             max_context_tokens is not None

@@ -29,6 +29,14 @@ class EnvInfo:
     max_episodes: int
     live_episodes: int
     success_threshold: float
+    acknowledgement: str = ""
+    task_set: str = ""
+    profile: str = ""
+
+    @property
+    def original_tasks(self) -> bool:
+        """Task id N is the original benchmark's task N (the server loaded the original's data)."""
+        return self.task_set == "original"
 
     def tasks(self, split: str | None = None) -> list[int]:
         """Task ids of a split (all ids when split is None)."""
@@ -54,6 +62,9 @@ class EnvInfo:
             max_episodes=m.max_episodes,
             live_episodes=m.live_episodes,
             success_threshold=m.success_threshold,
+            acknowledgement=m.acknowledgement,
+            task_set=m.task_set,
+            profile=m.profile,
         )
 
 

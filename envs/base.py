@@ -96,6 +96,15 @@ class Env(ABC):
     create_options: ClassVar[Mapping[str, str]] = {}
     # Hidden envs (test fixtures) are hosted only when named explicitly.
     hidden: ClassVar[bool] = False
+    # The agent's acknowledgement turn after the instruction; "" for the client's default.
+    acknowledgement: ClassVar[str] = ""
+    # Where task ids come from: "original" when task N is the original benchmark's task N (its data
+    # is loaded); otherwise a few words on what they index instead, e.g. "built-in word list".
+    task_set: ClassVar[str] = ""
+    # The compatibility profile, set by the registry from the `profile` setting before `configure`
+    # runs: "" (this project's texts and rules) or "agentgym" (the original's, from the operator's
+    # own files; envs/compat.py). `configure` reads it to switch observation formats and rules.
+    profile: ClassVar[str] = ""
 
     def __init__(self) -> None:
         # Seeded by the server on every reset so the same (task, seed) replays byte for byte.

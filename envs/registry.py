@@ -20,10 +20,20 @@ log = logging.getLogger(__name__)
 _envs: dict[str, type[Env]] = {}
 _unavailable: dict[str, str] = {}
 _configured: dict[str, dict[str, str]] = {}  # env -> the settings it was configured with
+_own_opening: dict[str, tuple[str, str]] = {}  # env -> its own (instruction, acknowledgement)
 _discovered = False
 
 # Modules of this package that are not environments.
-_NOT_ENVS = {"base", "registry", "data", "node"}
+_NOT_ENVS = {"base", "registry", "data", "node", "compat"}
+
+# Settings every env takes, handled here rather than by each env's `configure` (which gets the rest):
+# the compatibility profile, and where its texts come from (envs/compat.py).
+PROFILES = ("", "agentgym")
+PROFILE_SETTINGS = {
+    "profile": "compatibility profile: agentgym (the original's texts and rules) or empty (ours)",
+    "agentgym_source": "an original AgentGym source checkout, for the profile's opening turns",
+    "agenttraj": "an AgentTraj file (JSON or JSON Lines), for the profile's opening turns",
+}
 
 E = TypeVar("E", bound=type[Env])
 
@@ -95,7 +105,20 @@ def configure(name: str, settings: Mapping[str, str] | None = None) -> type[Env]
     if _configured.get(name) != wanted:
         if name in _configured:
             log.info("env reconfigured", extra={"env": name, "settings": wanted})
-        cls.configure(wanted)
+        profile = wanted.get("profile", "")
+        if profile not in PROFILES:
+            raise ValueError(f"{name}: unknown profile {profile!r}; known: agentgym (or empty for ours)")
+        if not profile and (extra := sorted(set(wanted) & (set(PROFILE_SETTINGS) - {"profile"}))):
+            raise ValueError(f"{name}: {', '.join(extra)} only apply with profile=agentgym")
+        # A profile replaces the opening; configuring again starts from the env's own texts.
+        own = _own_opening.setdefault(name, (cls.instruction, cls.acknowledgement))
+        cls.instruction, cls.acknowledgement = own
+        cls.profile = profile
+        cls.configure({k: v for k, v in wanted.items() if k not in PROFILE_SETTINGS})
+        if profile:
+            from agentgym.envs import compat  # the profile's loaders, only when asked for
+
+            compat.apply_opening(cls, wanted)
         _configured[name] = wanted
     return cls
 

@@ -133,6 +133,9 @@ class HostedEnv:
             max_episodes=max_episodes,
             live_episodes=live,
             success_threshold=c.success_threshold,
+            acknowledgement=c.acknowledgement,
+            task_set=c.task_set,
+            profile=c.profile,
         )
 
     async def new_runner(self) -> Runner:

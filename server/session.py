@@ -293,6 +293,7 @@ class Session:
                 instruction=instruction,
                 initial=self.last,
                 max_steps=self.max_steps,
+                acknowledgement=cls.acknowledgement,
             ),
         ).SerializeToString()
 

@@ -22,10 +22,12 @@ class Conversation:
     weight_versions: list[str] = field(default_factory=list)
 
     @classmethod
-    def start(cls, instruction: str, observation: str, chat: ChatTokens | None) -> Conversation:
+    def start(
+        cls, instruction: str, observation: str, chat: ChatTokens | None, acknowledgement: str = ""
+    ) -> Conversation:
         messages: list[dict[str, Any]] = [
             {"from": "human", "loss": None, "value": instruction},
-            {"from": "gpt", "loss": False, "value": ACK},
+            {"from": "gpt", "loss": False, "value": acknowledgement or ACK},
             {"from": "human", "loss": None, "value": observation},
         ]
         conv = cls(messages, chat)

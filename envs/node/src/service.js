@@ -84,6 +84,9 @@ class HostedEnv {
       max_episodes: maxEpisodes,
       live_episodes: live,
       success_threshold: c.successThreshold,
+      acknowledgement: c.acknowledgement ?? '',
+      task_set: c.taskSet ?? '',
+      profile: '',
     };
   }
 

@@ -314,6 +314,7 @@ export class Session {
         instruction: result.instruction,
         initial: this.last,
         max_steps: this.maxSteps,
+        acknowledgement: cls.acknowledgement ?? '',
       },
     };
   }
