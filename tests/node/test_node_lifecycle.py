@@ -15,9 +15,10 @@ import pytest
 
 from agentgym.client.conformance import Stream
 from agentgym.client.envclient import EnvClient
-from agentgym.client.errors import ResourceExhausted, Unavailable
+from agentgym.client.errors import DeadlineExceeded, ResourceExhausted, Unavailable
 from agentgym.server.config import ServerConfig
 from agentgym.v1 import env_pb2 as pb
+from tests.conftest import wait_for
 from tests.node.conftest import NODE, NODE_DIR, StartNode, list_envs, requires_node, wait_live
 
 pytestmark = requires_node
@@ -52,11 +53,12 @@ async def test_sigterm_drains_then_ends_live_episodes_with_unavailable(start_nod
             with pytest.raises(Unavailable, match="shutting down"):
                 await client.open_episode("sokoban", 1)
         assert (await live.step("up")).WhichOneof("kind") == "step"
-        # Then it is ended: in band (id 0) and as the stream's status, both UNAVAILABLE.
+        # Then it is ended by the stream's status alone (UNAVAILABLE), as the Python server does.
         responses, status = await read_to_end(live)
         assert time.monotonic() - t0 >= 1.4
-    assert [(r.id, r.error.code) for r in responses] == [(0, grpc.StatusCode.UNAVAILABLE.value[0])]
-    assert status == grpc.StatusCode.UNAVAILABLE
+        details = await live.call.details()
+    assert responses == []
+    assert status == grpc.StatusCode.UNAVAILABLE and "shutting down" in details
     assert await asyncio.to_thread(srv.proc.wait, 10) == 0
     events = [d["event"] for d in srv.logs()]
     assert events.index("shutting down") < events.index("server stopped")
@@ -71,12 +73,24 @@ async def test_idle_episode_is_freed_with_deadline_exceeded(start_node: StartNod
         t0 = time.monotonic()
         responses, status = await read_to_end(idle)
         took = time.monotonic() - t0
-    assert len(responses) == 1 and responses[0].id == 0
-    assert responses[0].error.code == grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
-    assert "idle" in responses[0].error.message
-    assert status == grpc.StatusCode.DEADLINE_EXCEEDED
+        details = await idle.call.details()
+    # The status alone says why, as the Python server does (no in-band message).
+    assert responses == []
+    assert status == grpc.StatusCode.DEADLINE_EXCEEDED and "idle" in details
     assert 0.4 < took < 3.0
     assert await wait_live(srv.address, 0, 1.0) == 0
+
+
+async def test_idle_timeout_through_the_client(start_node: StartNode) -> None:
+    # The client's next step reads why the stream ended (the status), as against the Python server.
+    srv = await start_node("--envs", "sokoban", "--idle-timeout", "0.3")
+    async with EnvClient(srv.address) as client:
+        ep = await client.open_episode("sokoban", 0)
+        assert await wait_for(lambda: ep.call is not None and ep.call.done(), 3.0)
+        assert await wait_live(srv.address, 0, 1.0) == 0
+        with pytest.raises(DeadlineExceeded, match="idle"):
+            await ep.step("up")
+        assert not ep.alive
 
 
 async def test_message_over_the_size_limit_ends_the_stream(start_node: StartNode) -> None:

@@ -126,11 +126,14 @@ export class Session {
     this.service.forget(this);
   }
 
-  /** End the stream from outside (idle timeout, shutdown): say why in band (id 0) and as the status. */
+  /**
+   * End the stream from outside (idle timeout, shutdown): the status says why. No in-band message,
+   * as no request is being answered, and an unread message would hold the status back from a
+   * client that is not reading (as the Python server does).
+   */
   endFromOutside(code, message) {
     if (this.ended) return;
     this.metrics.errors.inc({ env: this.hosted?.name ?? NO_ENV, code: CODE_NAME[code] });
-    this.call.write(errorResponse('0', code, message));
     void this.release(`${CODE_NAME[code]}: ${message}`, 'info');
     this.#finish(code, message);
   }
