@@ -347,6 +347,8 @@ class ProcessRunner(Runner):
             except ProcessLookupError:
                 pass
         self._stderr_task.cancel()
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()  # on the running loop, not at garbage collection
 
     async def kill(self) -> None:
         if self.proc.returncode is None:
@@ -355,3 +357,7 @@ class ProcessRunner(Runner):
             except ProcessLookupError:
                 pass
             await self.proc.wait()
+        # Let go of the pipe now, on the running loop (asyncio would close it at garbage collection,
+        # which can come after the loop is closed).
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()

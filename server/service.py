@@ -189,6 +189,21 @@ class HostedEnv:
             self.service.background(runner.kill())
             return
         self.idle_workers.append(runner)
+        self.service.background(self._watch_idle(runner))
+
+    async def _watch_idle(self, runner: ProcessRunner) -> None:
+        """A prewarmed worker that dies while idle (OOM killer, an operator's kill) leaves the pool
+        at once and another starts, so that the next create does not start cold."""
+        await runner.proc.wait()
+        if runner in self.idle_workers:
+            self.idle_workers.remove(runner)
+            await runner.kill()  # already reaped: this lets go of its pipe
+            metrics.WORKER_RESTARTS.labels(self.cls.name).inc()
+            log.warning(
+                "an idle worker exited; starting another",
+                extra={"env": self.cls.name, "pid": runner.proc.pid, "exit_code": runner.proc.returncode},
+            )
+            self.prewarm()
 
     async def _spawn(self) -> ProcessRunner:
         cfg = self.service.config

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import pytest
 from agentgym.client import EnvClient
 from agentgym.client.conformance import Stream, _stream_status
 from agentgym.client.errors import DeadlineExceeded, FailedPrecondition, Internal, ResourceExhausted
+from agentgym.core import metrics
 from agentgym.server.app import Server
 from agentgym.server.service import DEFAULT_PROCESS_EPISODE_MB, available_memory_mb
 from agentgym.v1 import env_pb2 as pb
@@ -173,6 +175,25 @@ async def test_a_create_takes_the_worker_already_warming(start_server: StartServ
         assert await wait_for(lambda: len(hosted.idle_workers) == 1, 20.0)
         await first.close()
         await second.close()
+
+
+async def test_an_idle_worker_that_dies_is_replaced_at_once(start_server: StartServer) -> None:
+    srv = await start_server(envs=["maze"], execution={"maze": "process"}, prewarm=1)
+    hosted = srv.service.hosted["maze"]
+    assert await wait_for(lambda: len(hosted.idle_workers) == 1, 20.0)
+    (old,) = hosted.idle_workers
+    restarts = metrics.WORKER_RESTARTS.labels("maze")._value.get()
+    os.kill(old.proc.pid, signal.SIGKILL)  # the OOM killer, or an operator
+    # Without any create, the dead worker leaves the pool and a fresh one takes its place...
+    assert await wait_for(
+        lambda: len(hosted.idle_workers) == 1 and hosted.idle_workers[0] is not old, 20.0
+    ), "a dead idle worker was not replaced"
+    assert hosted.idle_workers[0].proc.returncode is None
+    assert metrics.WORKER_RESTARTS.labels("maze")._value.get() == restarts + 1
+    # ...and the next create gets it warm.
+    async with EnvClient(f"127.0.0.1:{srv.port}") as client:
+        async with client.episode("maze", 0) as ep:
+            assert (await ep.step("move up")).step_index == 1
 
 
 def first_pid(srv: Server, episode_id: str) -> int:
