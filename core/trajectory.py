@@ -8,7 +8,8 @@ step's reward, timing). Rollouts make it, the gRPC sink and the trainer's servic
 here once:
 
 - ids: `split_item_id` (AgentTraj's "<env>_<task index>", with the original's env aliases, so
-  "lmrlgym_maze_3" is Maze task 3), `Trajectory.record_id` ("maze_3", "maze_3#2" for sample 2),
+  "lmrlgym_maze_3" is Maze task 3), `original_item_id` (the other way, from the same table,
+  ORIGINAL_PREFIXES), `Trajectory.record_id` ("maze_3", "maze_3#2" for sample 2),
   `Trajectory.key` (the store key: the record id plus "@<iteration>" when it has one);
 - one validation, `Trajectory.validate`, with one set of messages (TrajectoryError);
 - the JSON codec (`from_json` / `to_json`: AgentTraj-compatible objects, JSON Lines on disk) and the
@@ -45,8 +46,28 @@ from agentgym.v1 import trajectory_pb2 as tpb
 
 log = logging.getLogger(__name__)
 
-# AgentGym's item_id prefixes that differ from our env names.
-ENV_ALIASES = {"lmrlgym_maze": "maze", "lmrlgym_wordle": "wordle", "sqlgym": "bird"}
+# The original AgentGym's item-id prefix of each env, by our env name: the one table both directions
+# derive from. Its evaluator names a record "<task name>_<index>" with the task names of
+# agentenv/utils/distributed_eval_task.py (the list its AgentEvol scripts loop over, and the prefixes
+# of AgentTraj/AgentEval); agentenv/utils/agentevol_filter.py reads the category back by prefix.
+ORIGINAL_PREFIXES: dict[str, str] = {
+    "webshop": "webshop",
+    "alfworld": "alfworld",
+    "babyai": "babyai",
+    "sciworld": "sciworld",
+    "textcraft": "textcraft",
+    "webarena": "webarena",
+    "bird": "sqlgym",
+    "maze": "lmrlgym_maze",
+    "wordle": "lmrlgym_wordle",
+    "weather": "weather",
+    "movie": "movie",
+    "academia": "academia",
+    "sheet": "sheet",
+    "todo": "todo",
+}
+# Reading: the original's prefixes that differ from our env names.
+ENV_ALIASES = {prefix: env for env, prefix in ORIGINAL_PREFIXES.items() if prefix != env}
 ROLES = ("human", "gpt", "system")
 MAX_KEY_BYTES = 1024
 _U32 = 1 << 32
@@ -93,6 +114,12 @@ def env_of(item_id: str) -> str:
 def make_item_id(env: str, task_id: int) -> str:
     """AgentTraj's item id of a task: "<env>_<task index>" (the inverse of split_item_id)."""
     return f"{env}_{task_id}"
+
+
+def original_item_id(env: str, task_id: int) -> str:
+    """The original AgentGym's item id of our env's task ("lmrlgym_maze_3" for maze task 3); an env
+    the original does not have keeps its own name. split_item_id reads it back to (env, task_id)."""
+    return f"{ORIGINAL_PREFIXES.get(env, env)}_{task_id}"
 
 
 def make_record_id(item_id: str, sample: int = 0) -> str:

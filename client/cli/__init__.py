@@ -23,6 +23,7 @@ SUBCOMMANDS = [
     "trainer",
     "train",
     "view",
+    "export",
 ]
 
 
