@@ -14,6 +14,11 @@ both ends.
 
 Tasks: ids 0-19 are the test set (the original's size), 20-499 a training set, solved with the
 tools (planner.py) so gold answers and subgoals are what the tools return.
+
+With `academia.data` (the original's academia.jsonl) task id N is the original's task N: its
+question and gold answer, asked of our generated network, which does not hold the answer (the
+original read a DBLP graph from pickles, not read here); the env says so in `task_set` and has no
+expert for these tasks.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 from agentgym.envs.registry import register
 from agentgym.envs.tools import academia_world as world
 from agentgym.envs.tools.base import AnswerToolEnv, ToolError, ToolTask, tool
+from agentgym.envs.tools.original import OriginalData
 from agentgym.envs.tools.toolkit import Param
 
 TEST_TASKS = 20
@@ -75,8 +81,11 @@ class Academia(AnswerToolEnv):
     splits = {"test": [range(0, TEST_TASKS)], "train": [range(TEST_TASKS, TASKS)]}
     success_threshold = 1.0
 
+    builtin_task_set = "built-in citation questions on a generated network; not the original's"
+    original_expert_gap = "their answers come from the original's DBLP graph (a pickle, not read here), which the generated network does not hold"
+
     @classmethod
-    def configure(cls, settings: Mapping[str, str]) -> None:
+    def configure_world(cls, settings: Mapping[str, str], data: OriginalData | None) -> None:
         world.graph()
 
     def __init__(self) -> None:

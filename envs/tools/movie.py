@@ -11,6 +11,10 @@ generated, cross-consistent database (movie_world.py).
 Tasks: ids 0-237 are the test set (the original's size), 238-999 a training set; each id picks a
 question template and the films or people it asks about, and is solved with the tools
 (planner.py), so gold answers and subgoals are what the tools return.
+
+With `movie.data` (the original's movie.jsonl) task id N is the original's task N: its question and
+gold answer, asked of our generated database, which does not hold the answer (TMDB's films); the
+env says so in `task_set` and has no expert for these tasks.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 from agentgym.envs.registry import register
 from agentgym.envs.tools import movie_world as world
 from agentgym.envs.tools.base import AnswerToolEnv, ToolError, ToolTask, tool
+from agentgym.envs.tools.original import OriginalData
 from agentgym.envs.tools.toolkit import Param
 
 TEST_TASKS = 238
@@ -76,8 +81,11 @@ class Movie(AnswerToolEnv):
     splits = {"test": [range(0, TEST_TASKS)], "train": [range(TEST_TASKS, TASKS)]}
     success_threshold = 1.0
 
+    builtin_task_set = "built-in film questions on a generated database; not the original's"
+    original_expert_gap = "their answers are live TMDB data, which the generated film database does not hold"
+
     @classmethod
-    def configure(cls, settings: Mapping[str, str]) -> None:
+    def configure_world(cls, settings: Mapping[str, str], data: OriginalData | None) -> None:
         world.database()
 
     def make_task(self, task_id: int) -> ToolTask:

@@ -17,6 +17,12 @@ equals the gold sheet. `info["match"]` carries the raw share.
 Tasks: ids 0-19 are the test set (the original's size: one task per template), 20-499 a training
 set. Each task generates its sheet data and is solved with the tools on a scratch copy
 (planner.py); the gold sheet is the result.
+
+With `sheet.data` (the original's sheet.jsonl) and the original's workbook (`sheet.workbook`, the
+checkout's "Test Sheet-For Copy.xlsx", the file its Google Sheet was copied from), task id N is
+the original's task N on the original's sheets: the goal, the gold sheet and the reference action
+path come from the file. Under the profile the score is the original's: the share of equal cells
+over the rows and columns the open sheet and the gold sheet share, best over the episode.
 """
 
 from __future__ import annotations
@@ -24,17 +30,23 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from agentgym.envs.registry import register
+from agentgym.envs.tools import original
 from agentgym.envs.tools import sheet_world as sw
 from agentgym.envs.tools.action import ToolCall
 from agentgym.envs.tools.base import ToolEnv, ToolError, ToolTask, tool
-from agentgym.envs.tools.toolkit import Param
+from agentgym.envs.tools.original import OriginalData, OriginalDataError, OriginalTask
+from agentgym.envs.tools.progress import Subgoal
+from agentgym.envs.tools.toolkit import Param, validate
 
 TEST_TASKS = 20
 TASKS = 500
+# Where an AgentGym checkout keeps the workbook its Google Sheet was copied from.
+WORKBOOK_IN_CHECKOUT = "toolusage/utils/sheet/Test Sheet-For Copy.xlsx"
 OPERATORS = ("SUM", "AVERAGE", "COUNT", "MAX", "MIN", "MINUS", "PRODUCT")
 _SINGLE_A1 = re.compile(r"^[A-Z][0-9]+$")  # the original's formula tools took one-letter columns
 
@@ -140,6 +152,44 @@ class SheetEnv(ToolEnv):
     task_count = TASKS
     splits = {"test": [range(0, TEST_TASKS)], "train": [range(TEST_TASKS, TASKS)]}
     success_threshold = 1.0
+    builtin_task_set = "built-in sheet tasks on generated sheets; not the original's"
+    settings_help = {
+        **ToolEnv.settings_help,
+        "workbook": "with data: the original's workbook, AgentGym's agentenv-tool/Toolusage/"
+        f"{WORKBOOK_IN_CHECKOUT} (found there when data is in that checkout)",
+    }
+    # The original's workbook, loaded by `configure` with `data`.
+    original_book: ClassVar[sw.Workbook | None] = None
+
+    @classmethod
+    def configure_world(cls, settings: Mapping[str, str], data: OriginalData | None) -> None:
+        if data is None:
+            if settings.get("workbook"):
+                raise ValueError("sheet.workbook only applies with sheet.data")
+            cls.original_book = None
+            return
+        path = settings.get("workbook") or original.sibling(settings["data"], WORKBOOK_IN_CHECKOUT)
+        if not path:
+            raise OriginalDataError(
+                "sheet.data needs the original's workbook: set sheet.workbook to AgentGym's "
+                f"agentenv-tool/Toolusage/{WORKBOOK_IN_CHECKOUT}"
+            )
+        path = Path(path).expanduser()
+        try:
+            book = sw.Workbook.load(str(path))
+        except Exception as exc:  # openpyxl raises many kinds for a file that is not .xlsx
+            raise OriginalDataError(
+                f"sheet.workbook: {path}: cannot read it as an .xlsx workbook: {exc}"
+            ) from None
+        for task in data.tasks:
+            name = original.sheet_name(task.goal)
+            if name not in book.sheets:
+                raise OriginalDataError(f"{task.path}:{task.line}: the workbook {path} has no sheet {name}")
+        cls.original_book = book
+
+    @classmethod
+    def world_is_original(cls) -> bool:
+        return True
 
     def __init__(self) -> None:
         super().__init__()
@@ -154,13 +204,39 @@ class SheetEnv(ToolEnv):
 
         return build_task(task_id)
 
-    def open_backend(self, task: ToolTask) -> None:
-        self.tmp = tempfile.mkdtemp(prefix="agentgym-sheet-")
-        self.path = str(Path(self.tmp) / "workbook.xlsx")
-        from agentgym.envs.tools.sheet_tasks import initial_workbook
+    def original_task(self, record: OriginalTask) -> ToolTask:
+        """The original's task: its sheet, its gold sheet, and its reference action path as the
+        plan (after opening the sheet, which the original's tasks leave to the agent)."""
+        name = original.sheet_name(record.goal)
+        plan = [ToolCall("open_sheet", {"name": name})]
+        for call in original.reference_plan(record.subgoals):
+            spec = self.tool_specs.get(call.name)
+            try:  # the path writes numbers as text ('4'); keep the arguments a call would have
+                plan.append(ToolCall(call.name, validate(spec, call.args)) if spec else call)
+            except ToolError:
+                plan.append(call)
+        plan.append(ToolCall("finish", {}))
+        return ToolTask(
+            goal=record.goal,
+            subgoals=[Subgoal("state", ("sheet", name), label="the sheet equals the gold sheet")],
+            plan=plan,
+            context={"sheet": name, "gold": original.gold_sheet(record.answer), "original": True},
+            template="original",
+        )
 
-        initial_workbook(task.context["seed"]).save(self.path)
-        self.book = sw.Workbook.load(self.path)
+    def open_backend(self, task: ToolTask) -> None:
+        if task.context.get("original"):
+            # The original's workbook (42 sheets) stays in memory: writing it to .xlsx after every
+            # change would take seconds a step.
+            assert self.original_book is not None
+            self.book = self.original_book.copy()
+        else:
+            from agentgym.envs.tools.sheet_tasks import initial_workbook
+
+            self.tmp = tempfile.mkdtemp(prefix="agentgym-sheet-")
+            self.path = str(Path(self.tmp) / "workbook.xlsx")
+            initial_workbook(task.context["seed"]).save(self.path)
+            self.book = sw.Workbook.load(self.path)
         self.current = None
         self.gold: list[list[str]] = task.context["gold"]
         self.start_match = _grid_match(self._target_values(), self.gold)
@@ -191,8 +267,21 @@ class SheetEnv(ToolEnv):
 
     def step(self, action: str) -> Any:
         outcome = super().step(action)
-        outcome.info["match"] = f"{self.last_match:.4f}"
+        if not self.profile:
+            outcome.info["match"] = f"{self.last_match:.4f}"
         return outcome
+
+    # --- the original's rules (profile agentgym) --------------------------------------------------
+    def original_progress(self) -> float:
+        # The original compared the open sheet, whichever it is, with the gold sheet.
+        if self.current is None or self.current not in self.book.sheets:
+            return 0.0
+        return original.match_score(self.book.sheets[self.current].all_values(), self.gold)
+
+    def invalid_action(self, name: str) -> str:
+        return (
+            f"ERROR | Invalid action: {name}. Please choose another valid action from {list(self.tool_specs)}"
+        )
 
     # --- helpers ---------------------------------------------------------------------------------
     def _sheet(self) -> sw.Sheet:
@@ -369,6 +458,8 @@ class SheetEnv(ToolEnv):
             raise ToolError("Error: index_list must be a list of integers.") from None
         rows, cols = sheet.extent()
         limit = rows if dimension == "row" else cols
+        if self.profile:  # the original's grid went on past the data: deleting empty lines is allowed
+            limit = sw.MAX_ROWS if dimension == "row" else sw.MAX_COLS
         if not indexes or indexes[0] < 1 or indexes[-1] > limit:
             raise ToolError(f"Error: every index must be between 1 and {limit}.")
         if dimension == "row":
@@ -606,11 +697,17 @@ class SheetEnv(ToolEnv):
 
     # --- expert ----------------------------------------------------------------------------------
     def expert_action(self) -> str:
-        """The reference plan while the agent has followed it (reads aside); otherwise a repair:
-        open the sheet, fix its size, then rewrite the rows that differ from the gold sheet."""
-        if self._on_plan():
-            return self.plan_cursor_call().render()
-        return self._repair().render()
+        """The reference plan while the agent has followed it (reads aside) and the sheet accepts
+        its calls (an original's path was written for Google Sheets); otherwise a repair: open the
+        sheet, fix its size, then rewrite the rows that differ from the gold sheet."""
+        if self._on_plan() and (call := self.plan_cursor_call()) not in self.refused:
+            # An original's path may stop short of its gold sheet: finish only on the gold sheet.
+            if call.name != "finish" or self._target_values() == self.gold:
+                return self.render_action(call)
+        fix = self._repair()
+        if self.calls and fix == self.calls[-1]:  # it changed nothing: the gold is out of reach here
+            fix = ToolCall("finish", {})
+        return self.render_action(fix)
 
     def _on_plan(self) -> bool:
         plan = self.task.plan

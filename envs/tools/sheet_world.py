@@ -30,6 +30,7 @@ _RANGE_REF = re.compile(
     r"(?<![A-Za-z_])(\$?[A-Z]{1,3}\$?[1-9][0-9]*):(\$?[A-Z]{1,3}\$?[1-9][0-9]*)(?![0-9(A-Za-z_])"
 )
 FUNCTIONS = ("SUM", "AVERAGE", "COUNT", "MAX", "MIN", "MINUS", "PRODUCT")
+_KEEPS_FORMAT = re.compile(r"=\s*(SUM|AVERAGE|MIN|MAX|MINUS)\s*\([^()]*\)\s*$", re.IGNORECASE)
 MAX_ROWS, MAX_COLS = 1000, 26
 
 
@@ -202,7 +203,20 @@ class Sheet:
         m = self.merge_of(row, col)
         if m is not None:
             row, col = m[0], m[1]
-        return show(self.computed(row, col), self.cell(row, col).fmt)
+        return show(self.computed(row, col), self.shown_format(row, col))
+
+    def shown_format(self, row: int, col: int) -> str:
+        """The cell's number format. A cell left at the automatic format that holds just a SUM,
+        AVERAGE, MIN, MAX or MINUS (what update_cell_by_formula writes) shows the result with the
+        format of the first cell referenced, as Google Sheets does (=SUM(C2:G2) over "0.0" cells
+        shows "444.0"); PRODUCT and COUNT do not (the original's gold sheets show a PRODUCT of
+        "0.00" cells as "184.8")."""
+        cell = self.cell(row, col)
+        v = cell.value
+        if cell.fmt != "General" or not isinstance(v, str) or not _KEEPS_FORMAT.match(v):
+            return cell.fmt
+        ref = _REF.search(v)
+        return self.cell(int(ref.group(4)), col_number(ref.group(2))).fmt if ref else cell.fmt
 
     def values(self, r1: int, c1: int, r2: int, c2: int) -> list[list[str]]:
         return [[self.display(r, c) for c in range(c1, c2 + 1)] for r in range(r1, r2 + 1)]

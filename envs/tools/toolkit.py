@@ -88,11 +88,15 @@ def collect(cls: type) -> dict[str, ToolSpec]:
     return specs
 
 
-def validate(spec: ToolSpec, args: dict[str, Any]) -> dict[str, Any]:
+def validate(spec: ToolSpec, args: dict[str, Any], keep_none: bool = False) -> dict[str, Any]:
     """Checked, coerced keyword arguments for the tool. Unknown arguments are ignored, as the
-    original's dispatch only read the ones it knew."""
+    original's dispatch only read the ones it knew. With `keep_none`, an untyped argument given as
+    None is passed on (the original passed its arguments as given: `finish(answer=None)`)."""
     out: dict[str, Any] = {}
     for p in spec.params:
+        if keep_none and p.type == "any" and p.name in args and args[p.name] is None:
+            out[p.name] = None
+            continue
         if p.name not in args or args[p.name] is None:
             if p.required:
                 raise ToolError(

@@ -11,6 +11,11 @@ generated weather.
 Tasks: ids 0-342 are the test set (the original's size), 343-1999 a training set; each id picks a
 question template, the user's city and date, and is solved by calling the tools (planner.py), so
 the gold answer and subgoals are what the tools return. Answers that are numbers say how to round.
+
+With `weather.data` (the original's weather.jsonl) task id N is the original's task N: its goal,
+the user's date and city, and its gold answer. The weather stays generated, so the gold answers
+(2023's real weather from open-meteo) do not hold in it: the env says so in `task_set`, and has no
+expert for these tasks. Under the profile the original's reward holds: any progress counts as 1.
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ from datetime import date, timedelta
 from typing import Any
 
 from agentgym.envs.registry import register
+from agentgym.envs.tools import original
 from agentgym.envs.tools import weather_world as world
 from agentgym.envs.tools.base import AnswerToolEnv, ToolError, ToolTask, tool
+from agentgym.envs.tools.original import OriginalData
 from agentgym.envs.tools.toolkit import Param
 
 TEST_TASKS = 343
@@ -119,9 +126,13 @@ class Weather(AnswerToolEnv):
     task_count = TASKS
     splits = {"test": [range(0, TEST_TASKS)], "train": [range(TEST_TASKS, TASKS)]}
     success_threshold = 1.0
+    builtin_task_set = "built-in weather questions on a simulated world; not the original's"
+    original_expert_gap = (
+        "their answers are 2023's real weather (open-meteo), which this simulated world does not reproduce"
+    )
 
     @classmethod
-    def configure(cls, settings: Mapping[str, str]) -> None:
+    def configure_world(cls, settings: Mapping[str, str], data: OriginalData | None) -> None:
         world.geocoder()
         world.task_cities()
 
@@ -147,6 +158,24 @@ class Weather(AnswerToolEnv):
         if tool_name in _DATA_TOOLS and isinstance(result, dict):
             return {**result, "daily": {"time": result["daily"]["time"]}}
         return result
+
+    # --- the original's rules (profile agentgym) --------------------------------------------------
+    def original_clean(self, tool_name: str, result: Any) -> Any:
+        # The original dropped only the temperatures from a result.
+        if isinstance(result, dict) and "temperature_2m_max" in result.get("daily", {}):
+            daily = {k: v for k, v in result["daily"].items() if not k.startswith("temperature_2m_")}
+            return {**result, "daily": daily}
+        return result
+
+    def original_progress(self) -> float:
+        if self.record is None:
+            return self.builtin_answer_share()
+        gold = self.record.subgoals
+        return original.count_met(gold, self.original_records, places=True) / len(gold)
+
+    def original_score(self, best: float, done: bool) -> float:
+        # AgentGym's weather server reports any progress as 1.0.
+        return 1.0 if best > 0 else 0.0
 
     # --- tools -----------------------------------------------------------------------------------
     @tool("Get the user's current date.", returns="The current date, YYYY-MM-DD.")
