@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from importlib import metadata
 from typing import Any
 
@@ -101,6 +101,34 @@ def _refusing_garbage(behavior: Callable[..., Any]) -> Callable[..., Any] | None
     return None
 
 
+async def _parsed(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    """A request stream's messages; bytes that did not parse end the RPC with INVALID_ARGUMENT."""
+    async for request in requests:
+        if isinstance(request, _Unparseable):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
+        yield request
+
+
+def _refusing_garbage_stream(behavior: Callable[..., Any]) -> Callable[..., Any] | None:
+    """`behavior` (a stream of requests in, async), ending the RPC with INVALID_ARGUMENT at the first
+    message that did not parse; None for a behavior of a kind it cannot wrap."""
+    if inspect.isasyncgenfunction(behavior):
+
+        async def stream(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
+            async with contextlib.aclosing(behavior(_parsed(requests, context), context)) as items:
+                async for item in items:
+                    yield item
+
+        return stream
+    if inspect.iscoroutinefunction(behavior):
+
+        async def call(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
+            return await behavior(_parsed(requests, context), context)
+
+        return call
+    return None
+
+
 _FACTORIES = {
     (False, False): grpc.unary_unary_rpc_method_handler,
     (False, True): grpc.unary_stream_rpc_method_handler,
@@ -123,7 +151,8 @@ def handler(
         plain = m.name in raw
         behavior, parse = methods[m.name], _passthrough if plain else GetMessageClass(m.input_type).FromString
         # A request that does not parse answers INVALID_ARGUMENT, as a Session's garbage does.
-        if not plain and not m.client_streaming and (checked := _refusing_garbage(behavior)):
+        wrap = _refusing_garbage_stream if m.client_streaming else _refusing_garbage
+        if not plain and (checked := wrap(behavior)):
             behavior, parse = checked, _parser(GetMessageClass(m.input_type))
         handlers[m.name] = _FACTORIES[(m.client_streaming, m.server_streaming)](
             behavior,

@@ -56,6 +56,17 @@ class IngestConfig:
     # NOT_SERVING and pushes are refused UNAVAILABLE until it has).
     space_retry_s: float = 5.0
 
+    def validate(self) -> None:
+        """Raise ValueError naming the first setting out of range."""
+        if self.max_trajectory_bytes < 1024:
+            raise ValueError(f"max_trajectory_bytes {self.max_trajectory_bytes}: at least 1 KiB")
+        if self.max_in_flight < 1:
+            raise ValueError(f"max_in_flight {self.max_in_flight}: at least 1")
+        if self.max_in_flight_bytes < 1:
+            raise ValueError(f"max_in_flight_bytes {self.max_in_flight_bytes}: at least 1")
+        if not self.space_retry_s > 0:
+            raise ValueError(f"space_retry_s {self.space_retry_s}: must be above 0")
+
 
 def _error(seq: int, id: str, code: grpc.StatusCode, message: str) -> bytes:
     return tpb.PushResponse(

@@ -105,8 +105,8 @@ class WorkQueue:
                 async for msg in requests:
                     if msg.WhichOneof("kind") == "done":
                         await dones.put(msg.done)
-            except (grpc.aio.AioRpcError, asyncio.CancelledError):
-                pass
+            except (grpc.aio.AioRpcError, grpc.aio.AbortError, asyncio.CancelledError):
+                pass  # gone, or bytes that did not parse (the RPC already ended INVALID_ARGUMENT)
             finally:
                 await dones.put(None)
 

@@ -21,7 +21,7 @@ import asyncio
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from rich.console import Console
@@ -37,6 +37,9 @@ from agentgym.core.rpc import stub
 from agentgym.core.security import ClientSecurity, SecurityError, connect
 from agentgym.v1 import trainer_pb2 as rpb
 from agentgym.v1 import trajectory_pb2 as tpb
+
+if TYPE_CHECKING:
+    from agentgym.trainer.server import TrainerConfig
 
 SERVICE = rpb.DESCRIPTOR.services_by_name["TrainerService"]
 STORE = tpb.DESCRIPTOR.services_by_name["TrajectoryService"]
@@ -238,6 +241,17 @@ def add_serve(verbs: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--max-trajectory-mb", type=float, default=64, help="refuse larger trajectories in band (default 64)"
     )
+    p.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=4096,
+        help="requests one Push stream may have being stored (default 4096)",
+    )
+    p.add_argument("--max-in-flight-mb", type=float, default=256,
+                   help="MiB of pushed trajectories being stored at once, all streams together; beyond it "
+                        "streams are not read (default 256)")  # fmt: skip
+    p.add_argument("--space-retry", type=float, default=5.0,
+                   help="while the disk is full, seconds between checks that space returned (default 5)")  # fmt: skip
     p.add_argument("--grace", type=float, default=5.0, help="seconds streams get on shutdown (default 5)")
     p.add_argument("--max-batch", type=int, default=4096,
                    help="trajectories per group commit (one write + fsync); 1 = one fsync each (default 4096)")  # fmt: skip
@@ -249,22 +263,34 @@ def add_serve(verbs: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_serve)
 
 
-def run_serve(args: argparse.Namespace) -> int:
+def serve_config(args: argparse.Namespace) -> TrainerConfig:
+    """The trainer's settings from `trainer serve` flags; SystemExit naming a bad one."""
     from agentgym.core.metrics import check_port
-    from agentgym.trainer.server import TrainerConfig, serve
+    from agentgym.trainer.server import TrainerConfig
     from agentgym.trainer.service import IngestConfig
-    from agentgym.trainer.store import StoreError
 
     config = TrainerConfig(
         dir=args.dir, host=args.host, port=args.port, segment_bytes=int(args.segment_mb * (1 << 20)),
-        ingest=IngestConfig(max_trajectory_bytes=int(args.max_trajectory_mb * (1 << 20))), grace_s=args.grace,
+        ingest=IngestConfig(
+            max_trajectory_bytes=int(args.max_trajectory_mb * (1 << 20)), max_in_flight=args.max_in_flight,
+            max_in_flight_bytes=int(args.max_in_flight_mb * (1 << 20)), space_retry_s=args.space_retry,
+        ), grace_s=args.grace,
         max_batch=args.max_batch, run_jobs=not args.no_jobs, metrics_port=args.metrics_port,
         security=server_security(args), client=client_security(args, prefix="client-"),
     )  # fmt: skip
     try:
         check_port(args.metrics_port)
+        config.ingest.validate()
     except ValueError as exc:
         raise SystemExit(f"agentgym trainer serve: {exc}") from None
+    return config
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from agentgym.trainer.server import serve
+    from agentgym.trainer.store import StoreError
+
+    config = serve_config(args)
     try:
         serve(config)
     except (StoreError, OSError, SecurityError) as exc:

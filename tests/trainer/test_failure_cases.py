@@ -30,6 +30,7 @@ from tests.trainer.helpers import trajectory
 from tests.trainer.test_bc import expert_maze  # noqa: F401  (the fixture: expert maze trajectories)
 
 PUSH = "/agentgym.v1.TrajectoryService/Push"
+GARBAGE = b"\xff\xff\xff\xff not a protobuf"
 SERVICE = "agentgym.v1.TrajectoryService"
 UNAVAILABLE = grpc.StatusCode.UNAVAILABLE.value[0]
 
@@ -301,3 +302,42 @@ def test_fsdp_checkpoints_resume_with_their_optimizer_state(expert_maze: str, tm
     assert n > 3
     later = torch.load(newest / "trainer_state.pt", weights_only=False)
     assert later["step"] == n and {float(s["step"]) for s in later["optimizer"]["state"].values()} == {n}
+
+
+def test_ingest_limits_are_flags_of_trainer_serve(tmp_path: Path) -> None:
+    from agentgym.client.cli import build_parser
+    from agentgym.client.cli.trainer import serve_config
+
+    def config(*flags: str) -> IngestConfig:
+        args = build_parser().parse_args(["trainer", "serve", "--dir", str(tmp_path), *flags])
+        return serve_config(args).ingest
+
+    assert config() == IngestConfig()  # the flags' defaults are the settings' defaults
+    set_ = config("--max-in-flight", "8", "--max-in-flight-mb", "1.5", "--space-retry", "0.5")
+    assert (set_.max_in_flight, set_.max_in_flight_bytes, set_.space_retry_s) == (8, 3 << 19, 0.5)
+    with pytest.raises(SystemExit, match=r"trainer serve: space_retry_s 0.0: must be above 0"):
+        config("--space-retry", "0")
+    with pytest.raises(SystemExit, match=r"max_in_flight 0: at least 1"):
+        config("--max-in-flight", "0")
+
+
+async def test_garbage_on_the_work_stream_is_invalid_argument(tmp_path: Path) -> None:
+    """A rollout worker's stream of bytes that are not WorkerMessages ends INVALID_ARGUMENT (grpc
+    itself would answer UNKNOWN), first message or later; the trainer keeps serving."""
+    from agentgym.v1 import trainer_pb2 as rpb
+
+    hello = rpb.WorkerMessage(hello=rpb.WorkerHello(name="w")).SerializeToString()
+    server = await start(tmp_path)
+    try:
+        async with grpc.aio.insecure_channel(server.address) as ch:
+            for messages in ([GARBAGE], [hello, GARBAGE]):
+                call = ch.stream_stream("/agentgym.v1.TrainerService/Work")(iter(messages), timeout=10)
+                with pytest.raises(grpc.aio.AioRpcError) as info:
+                    async for _ in call:
+                        pass
+                assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, info.value
+                assert "could not parse a WorkerMessage" in (info.value.details() or "")
+            # The worker that sent garbage is gone.
+            assert await wait_for(lambda: not server.work.workers, 5.0), server.work.workers
+    finally:
+        await server.stop(0)
