@@ -11,6 +11,13 @@ Observations are the original's fully observed form: the goal's and the agent's 
 (row, column; moving down adds 1 to the row, right adds 1 to the column) and the adjacent walls.
 A move into a wall, or an action that is not a move, leaves the agent where it is. Reaching the
 goal gives reward 1, observation "Success" and ends the episode.
+
+Under the "agentgym" compatibility profile (envs/compat.py, docs/compat.md) the conversation is
+the original's: a one-line instruction and the acknowledgement (both from the operator's files),
+then a first observation that is the original's task text (rules, an example, the reply format;
+also from those files), a newline and the observation above. Steps follow the original's server:
+a move is recognised only as written ("Move up" is not one) and the goal's observation is
+"Success" with the newline LMRL-Gym ends it with.
 """
 
 from __future__ import annotations
@@ -19,8 +26,9 @@ import random
 from collections import deque
 from collections.abc import Mapping
 from functools import cache
+from typing import ClassVar
 
-from agentgym.envs.base import Env, Outcome
+from agentgym.envs.base import Env, EnvError, Outcome
 from agentgym.envs.registry import register
 
 Pos = tuple[int, int]
@@ -146,6 +154,20 @@ def _distance_map(task_id: int) -> dict[Pos, int]:
     return _distances(grid, goal)
 
 
+def observation(task_id: int) -> str:
+    """A task's first observation (without the profile's task text): what compat.py checks the
+    original's records against."""
+    grid, goal, start = task(task_id)
+    return _describe(grid, goal, start)
+
+
+def _describe(grid: Grid, goal: Pos, pos: Pos) -> str:
+    (gr, gc), (r, c) = goal, pos
+    return f"The goal is at position {gr}, {gc}. Your current position is at position {r}, {c}. " + _walls(
+        grid, pos
+    )
+
+
 def _walls(grid: Grid, pos: Pos) -> str:
     walls = [w for w, (dr, dc) in _WALL_WORDS if grid[pos[0] + dr][pos[1] + dc] == "#"]
     if not walls:
@@ -170,29 +192,42 @@ class Maze(Env):
         "held_out": [range(task_count - HELD_OUT, task_count)],
     }
     execution = "inline"
+    # The profile's task text, set by envs/compat.py from the operator's files ("" without it).
+    original_task_text: ClassVar[str] = ""
+
+    @classmethod
+    def configure(cls, settings: Mapping[str, str]) -> None:
+        # The registry applies the profile's texts after this; a configuration without it has none.
+        cls.original_task_text = ""
 
     def reset(self, task_id: int, seed: int, options: Mapping[str, str]) -> Outcome:
         self.task_id = task_id
         self.grid, self.goal, self.pos = task(task_id)
-        return Outcome(self._describe(), available_actions=ACTIONS)
+        first = self._describe()
+        if self.profile == "agentgym":
+            if not self.original_task_text:
+                raise EnvError(
+                    "maze: the agentgym profile is on but no task text was loaded (envs/compat.py)"
+                )
+            # The original's client puts its task text before the server's first observation.
+            first = f"{self.original_task_text}\n{first}"
+        return Outcome(first, available_actions=ACTIONS)
 
     def step(self, action: str) -> Outcome:
-        move = MOVES.get(action.lower())
+        original = self.profile == "agentgym"
+        # The original's server matches a move exactly; ours forgives the case.
+        move = MOVES.get(action if original else action.lower())
         if move is not None:
             nxt = (self.pos[0] + move[0], self.pos[1] + move[1])
             if self.grid[nxt[0]][nxt[1]] == ".":
                 self.pos = nxt
         if self.pos == self.goal:
-            return Outcome("Success", reward=1.0, done=True, success=True)
+            return Outcome("Success\n" if original else "Success", reward=1.0, done=True, success=True)
         info = {"invalid": "true"} if move is None else {}
         return Outcome(self._describe(), available_actions=ACTIONS, info=info)
 
     def _describe(self) -> str:
-        (gr, gc), (r, c) = self.goal, self.pos
-        return (
-            f"The goal is at position {gr}, {gc}. Your current position is at position {r}, {c}. "
-            + _walls(self.grid, self.pos)
-        )
+        return _describe(self.grid, self.goal, self.pos)
 
     def expert_thought(self, action: str) -> str:
         (gr, gc), (r, c) = self.goal, self.pos

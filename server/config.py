@@ -54,6 +54,13 @@ class ServerConfig:
     execution: dict[str, str] = field(default_factory=dict)
     # Per-env settings passed to Env.configure: {"alfworld": {"data_dir": "..."}}.
     env_settings: dict[str, dict[str, str]] = field(default_factory=dict)
+    # The compatibility profile of every hosted env (docs/compat.md): "" (this project's texts) or
+    # "agentgym" (the original's conversation openings, read from the operator's files below: a
+    # source checkout of the original and/or an AgentTraj file). `validate` folds them into each
+    # env's settings ("profile", "agentgym_source", "agenttraj"), where an env's own ones win.
+    profile: str = ""
+    agentgym_source: str | None = None
+    agenttraj: str | None = None
     # Prometheus metrics at http://HOST:PORT/metrics (docs/metrics.md); None: none, 0: a free port.
     # With `workers` > 1, worker i serves them on metrics_port + i.
     metrics_port: int | None = None
@@ -112,8 +119,40 @@ class ServerConfig:
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+        self._fold_profile()
         security = self.security
         require_safe_bind(self.host, security.tls, security.token_file, security.insecure)
+
+    def _fold_profile(self) -> None:
+        """Check the profile settings and copy them into every hosted env's settings (the server
+        configures each env from its own). Idempotent: an env's own settings are never replaced."""
+        if self.profile not in ("", "agentgym"):
+            raise ValueError(
+                f"profile must be agentgym or empty (this project's texts), got {self.profile!r}"
+            )
+        paths = {"agentgym_source": self.agentgym_source, "agenttraj": self.agenttraj}
+        given = {k: v for k, v in paths.items() if v}
+        if not self.profile:
+            if given:
+                verb = "apply" if len(given) > 1 else "applies"
+                raise ValueError(
+                    f"{' and '.join(given)} {verb} only with profile = agentgym (--profile agentgym)"
+                )
+            return
+        if not given:
+            raise ValueError(
+                "profile agentgym needs the original's texts, which are not shipped here: give an AgentTraj "
+                "file (--agenttraj FILE) or an original AgentGym source checkout (--agentgym-source DIR)"
+            )
+        from agentgym.envs import compat, registry
+
+        compat.check_paths(self.agentgym_source, self.agenttraj)  # CompatError is a ValueError
+        for env in self.envs if self.envs is not None else registry.names():
+            own = self.env_settings.setdefault(env, {})
+            own.setdefault("profile", self.profile)
+            if own["profile"] == "agentgym":  # an env turned back to ours (profile "") takes no paths
+                for key, value in given.items():
+                    own.setdefault(key, value)
 
     @classmethod
     def from_file(cls, path: str | Path) -> ServerConfig:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 
 from rich.console import Console
 
@@ -16,6 +16,7 @@ from agentgym.client.policies import BACKENDS, Policy, Sampling, make_policy
 from agentgym.client.react import EpisodeSpec
 from agentgym.client.rollout import RolloutConfig
 from agentgym.client.tasks import expand, select_tasks, tasks_from_item_file
+from agentgym.core.envinfo import EnvInfo
 from agentgym.core.metrics import check_port, start_metrics_server
 from agentgym.core.security import (
     ENV_TLS_CA,
@@ -100,6 +101,9 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
         "--max-rounds", action="append", default=[], metavar="ENV=N", help="override an env's round limit"
     )
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument("--profile", choices=["agentgym"], default=None,
+                   help="require every env played to be served under this compatibility profile, so that its "
+                   "conversations open as the original's (docs/compat.md); refused otherwise")  # fmt: skip
     g.add_argument("--metrics-port", type=int, default=None,
                    help="serve the run's Prometheus metrics at http://HOST:N/metrics while it lasts (0: a free "
                    "port; docs/metrics.md)")  # fmt: skip
@@ -245,7 +249,31 @@ async def connect(
         await embedded.stop(0)
 
 
+def require_profile(hosted: Mapping[str, EnvInfo], envs: Iterable[str], profile: str | None) -> None:
+    """Refuse to play an env whose server does not serve it under `profile` (None: no requirement):
+    its conversations would not open as the original's, and the results would not compare. A usage
+    error (ValueError), not a server's answer."""
+    if not profile:
+        return
+    off = sorted(e for e in set(envs) if e in hosted and hosted[e].profile != profile)
+    if off:
+        said = ", ".join(f"{e} ({hosted[e].profile or 'no profile'})" for e in off)
+        raise ValueError(
+            f"--profile {profile}: not served under the {profile} profile: {said}, so their conversations "
+            f"would not open as the original's. Start the server with `agentgym serve --profile {profile} "
+            "--agenttraj FILE` (or --agentgym-source DIR) and pass it with --server, or leave --profile out"
+        )
+
+
 async def specs_from_args(client: EnvClient, args: argparse.Namespace) -> list[EpisodeSpec]:
+    specs = await _specs(client, args)
+    profile = getattr(args, "profile", None)
+    if profile:
+        require_profile(await client.envs(), {s.env for s in specs}, profile)
+    return specs
+
+
+async def _specs(client: EnvClient, args: argparse.Namespace) -> list[EpisodeSpec]:
     if args.item_ids:
         return tasks_from_item_file(args.item_ids)
     hosted = await client.envs()

@@ -8,6 +8,10 @@ trajectories.jsonl, results.json and results.md under --out (rerunning with the 
 resumes and recomputes the table over everything played). An episode that failed (the env could
 not reset, a server went away) counts as a failure in `success`; `success_finished` beside it
 leaves failed episodes out, and `failed` counts them.
+
+An env whose server does not play the original benchmark's tasks (its task_set is not "original")
+is marked as such under the table and in results.json, so its numbers are not taken for the
+original's. With --profile agentgym every env must be served under that profile (docs/compat.md).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import argparse
 import asyncio
 import json
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +40,10 @@ from agentgym.client.errors import AgentGymError
 from agentgym.client.policies import PolicyError
 from agentgym.client.rollout import FileSink, Rollout
 from agentgym.client.tasks import TaskSpecError
+from agentgym.core.envinfo import EnvInfo
 from agentgym.core.trajectory import Trajectory, TrajectoryError, make_record_id, read_trajectories
+
+NOT_ORIGINAL = "not the original's task set"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -80,6 +88,28 @@ def results_table(
     return {"per_env": per_env, "average": average}
 
 
+def mark_task_sets(results: dict[str, Any], infos: Mapping[str, EnvInfo]) -> None:
+    """Say per env whether its tasks are the original benchmark's (its server's task_set), always:
+    a success rate over other tasks is not the original's number. Adds `task_set`, `original_tasks`,
+    `profile` and, when not original, a `note` to each env of results["per_env"]."""
+    for env, m in results["per_env"].items():
+        info = infos.get(env)
+        if info is None:  # not hosted any more (a resumed run): nothing to say about it
+            continue
+        m.update(task_set=info.task_set, original_tasks=info.original_tasks, profile=info.profile)
+        if not info.original_tasks:
+            m["note"] = NOT_ORIGINAL
+
+
+def task_set_notes(results: dict[str, Any]) -> list[str]:
+    """One line per env whose tasks are not the original's, for under the table."""
+    return [
+        f"{env}: {NOT_ORIGINAL}" + (f" (task set: {m['task_set']})" if m.get("task_set") else "")
+        for env, m in results["per_env"].items()
+        if m.get("original_tasks") is False
+    ]
+
+
 def failed_episodes(errors: Path, wanted: set[str], finished: set[str]) -> dict[str, int]:
     """Per env, the planned episodes whose last attempt failed: in the errors file (failures of this
     run and of earlier ones this --out resumed) and not finished since (a resumed run retries them)."""
@@ -117,15 +147,19 @@ def markdown(results: dict[str, Any], title: str) -> str:
         row("failed", [str(int(m["failed"])) for m in envs.values()]),
     ]  # fmt: skip
     note = "\nsuccess % counts failed episodes as failures; of finished: over finished episodes only.\n"
-    return f"### {title}\n\n{head}\n{sep}\n" + "\n".join(lines) + "\n" + note
+    notes = "".join(f"\n- {line}" for line in task_set_notes(results))
+    return (
+        f"### {title}\n\n{head}\n{sep}\n" + "\n".join(lines) + "\n" + note + (notes + "\n" if notes else "")
+    )
 
 
 async def _play(
     args: argparse.Namespace, console: Console, out: Path
-) -> tuple[Any, list[Any], dict[str, str]]:
+) -> tuple[Any, list[Any], dict[str, str], dict[str, EnvInfo]]:
     policy = policy_from_args(args)
     async with env_client(args, console) as client:
         specs = await specs_from_args(client, args)
+        infos = await client.envs()
         await policy.start()
         try:
             summary = await Rollout(
@@ -134,11 +168,16 @@ async def _play(
         finally:
             described = policy.describe()
             await policy.close()
-    return summary, specs, described
+    return summary, specs, described, infos
 
 
 def report(
-    console: Console, out: Path, summary: Any, specs: list[Any], described: dict[str, str]
+    console: Console,
+    out: Path,
+    summary: Any,
+    specs: list[Any],
+    described: dict[str, str],
+    infos: Mapping[str, EnvInfo] | None = None,
 ) -> dict[str, Any]:
     wanted = {s.record_id for s in specs}
     records = [t for t in read_trajectories(out / "trajectories.jsonl") if t.record_id in wanted]
@@ -147,6 +186,7 @@ def report(
         planned[s.env] = planned.get(s.env, 0) + 1
     failed = failed_episodes(out / "trajectories.errors.jsonl", wanted, {t.record_id for t in records})
     results = results_table(records, planned, failed)
+    mark_task_sets(results, infos or {})
     results.update(
         policy=described, failed=summary.failed, stopped=summary.stopped, seconds=round(summary.seconds, 2)
     )
@@ -172,6 +212,8 @@ def report(
     table.add_row("[bold]average[/bold]", "", "", f"{a['success'] * 100:.1f}", f"{a['success_finished'] * 100:.1f}",
                   f"{a['reward']:.3f}", f"{a['rounds']:.1f}")  # fmt: skip
     console.print(table)
+    for line in task_set_notes(results):
+        console.print(f"[yellow]{line}[/yellow]", highlight=False)
     failures = sum(int(m["failed"]) for m in results["per_env"].values())
     if failures:
         console.print(
@@ -191,9 +233,9 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/eval-{args.policy}-{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)
     try:
-        summary, specs, described = asyncio.run(_play(args, console, out))
+        summary, specs, described, infos = asyncio.run(_play(args, console, out))
     except (AgentGymError, PolicyError, TaskSpecError, TrajectoryError, ValueError) as exc:
         console.print(f"[red]agentgym eval: {exc}[/red]")
         return 2
-    report(console, out, summary, specs, described)
+    report(console, out, summary, specs, described, infos)
     return 0 if summary.ok else 1

@@ -2,7 +2,8 @@
 
     agentgym rollout --policy expert --envs maze,wordle --split train --out runs/expert.jsonl
 
-Rerunning with the same --out skips episodes already in the file.
+Rerunning with the same --out skips episodes already in the file. With --profile agentgym every
+env must be served under that profile, so the trajectories open as the original's (docs/compat.md).
 """
 
 from __future__ import annotations

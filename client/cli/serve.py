@@ -81,6 +81,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="ENV.KEY=VALUE",
         help="setting passed to an env's configure(), e.g. alfworld.data_dir=/data/alfworld (repeatable)",
     )
+    g = p.add_argument_group("compatibility profile (docs/compat.md)")
+    g.add_argument(
+        "--profile",
+        choices=["agentgym"],
+        help="serve every env with the original AgentGym's conversation openings, read from the files "
+        "below (--env-setting ENV.profile= turns one env back to ours)",
+    )
+    g.add_argument(
+        "--agentgym-source",
+        metavar="DIR",
+        help="your checkout of the original (github.com/WooooDyy/AgentGym), read without running it; "
+        "it wins over --agenttraj where both have an env",
+    )
+    g.add_argument(
+        "--agenttraj", metavar="FILE", help="your AgentTraj file (JSON or JSON Lines) or a folder of them"
+    )
     add_server_security_args(p)
     p.set_defaults(func=run)
 
@@ -109,6 +125,18 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
     return config
 
 
+def check_openings(config: ServerConfig) -> None:
+    """Read every profiled env's opening now, so that a missing or unreadable one stops the start
+    with a clear message rather than in a server (or worker) process. Cheap: parsed files are cached
+    for the server's own configure in this process."""
+    from agentgym.envs import compat, registry
+
+    for name in config.envs if config.envs is not None else registry.names():
+        settings = config.env_settings.get(name, {})
+        if settings.get("profile") == compat.PROFILE:
+            compat.opening(name, settings)
+
+
 def run(args: argparse.Namespace) -> int:
     from agentgym.envs import registry
     from agentgym.server.app import serve
@@ -117,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
         config = config_from_args(args)
         for name in config.envs or []:
             registry.get(name)
+        check_openings(config)
     except KeyError as exc:
         raise SystemExit(f"agentgym serve: {exc.args[0]}") from None
     except (ValueError, OSError) as exc:
