@@ -9,6 +9,10 @@ A recipe over a generic ingredient ("planks") accepts any variant ("oak planks")
 
 One extension: a craft whose ingredient counts are an exact multiple of a recipe's crafts that
 many batches at once, so deep goals fit in the round limit.
+
+Data: the built-in recipes (recipes.py, from minecraft-data), or the original's `recipes/` folder
+(setting `recipes=DIR`; task id N is then the original's goal N). The `agentgym` profile plays
+the original's rules and texts on either (original.py; docs/envs/textcraft.md).
 """
 
 from __future__ import annotations
@@ -17,9 +21,11 @@ import math
 import re
 from collections import Counter
 from collections.abc import Mapping
+from typing import ClassVar
 
 from agentgym.envs.base import Env, Outcome
 from agentgym.envs.registry import register
+from agentgym.envs.textcraft import original
 from agentgym.envs.textcraft.recipes import Recipe, RecipeBook, display, load_book
 
 INSTRUCTION = """\
@@ -50,6 +56,13 @@ _GET = re.compile(r"get (\d+) (.+)")
 _COUNT = re.compile(r"(\d+) (.+)")
 _MAX_DISTRACTORS = 10
 
+SETTINGS = {
+    "recipes": "the original's recipes folder (agentenv_textcraft/recipes, or the folder holding it): task N "
+    "is then the original's goal N",
+    "file_order": "order the recipe files are read in: sorted (default) or listdir (the directory's own "
+    "order, as the original reads them)",
+}
+
 
 def _command(r: Recipe) -> str:
     return r.command
@@ -72,12 +85,33 @@ class TextCraft(Env):
     max_rounds = 20
     execution = "inline"
     task_count = 0  # set by configure(): the number of goal items
-    book: RecipeBook
+    task_set = "built-in recipes (minecraft-data 1.16.2, converted); not the original's"
+    book: ClassVar[RecipeBook]  # the recipes as our rules use them
+    goals: ClassVar[list[str]]  # goal items in task order
+    # The recipes as the original's rules use them (the profile), ids with their namespace.
+    crafting: ClassVar[original.Crafting | None] = None
 
     @classmethod
     def configure(cls, settings: Mapping[str, str]) -> None:
-        cls.book = load_book()
-        n = len(cls.book.goals)
+        if unknown := sorted(set(settings) - set(SETTINGS)):
+            raise ValueError(
+                f"textcraft: unknown settings {', '.join(unknown)}; known: {', '.join(SETTINGS)}"
+            )
+        path, order = settings.get("recipes", ""), settings.get("file_order", "")
+        if order and not path:
+            raise ValueError("textcraft: file_order only applies with recipes")
+        cls._uses_cache = None
+        if path:
+            cls.crafting = original.load_recipes(path, order or "sorted")
+            cls.book = original.to_book(cls.crafting)
+            cls.goals = [g.removeprefix(original.NAMESPACE) for g in cls.crafting.goals]
+            cls.task_set = "original"
+        else:
+            cls.book = load_book()
+            cls.goals = [g for g, _ in cls.book.goals]
+            cls.crafting = original.from_book(cls.book, cls.goals) if cls.profile == "agentgym" else None
+            cls.task_set = "built-in recipes (minecraft-data 1.16.2, converted); not the original's"
+        n = len(cls.goals)
         cls.task_count = n
         # Every fifth goal (in depth order) is held out, so both splits span all depths.
         test = [range(i, i + 1) for i in range(0, n, 5)]
@@ -85,8 +119,13 @@ class TextCraft(Env):
         cls.splits = {"train": train, "test": test}
 
     def reset(self, task_id: int, seed: int, options: Mapping[str, str]) -> Outcome:
+        self.game: original.Game | None = None
+        if self.profile == "agentgym":
+            assert self.crafting is not None
+            self.game = original.Game(self.crafting, self.crafting.goals[task_id])
+            return Outcome(self.game.first_observation(self.rng))
         self.inventory: Counter[str] = Counter()
-        self.goal = self.book.goals[task_id][0]
+        self.goal = self.goals[task_id]
         tree = self._recipe_tree(self.goal)
         shown = {r.command for r in tree}
         # Distractors: recipes that use the tree's ingredients but are not needed.
@@ -105,6 +144,12 @@ class TextCraft(Env):
         return Outcome(text)
 
     def step(self, action: str) -> Outcome:
+        if self.game is not None:
+            # The original's client strips the action to letters, digits, commas and spaces.
+            text, won, failed = self.game.step(original.clean_action(action))
+            return Outcome(
+                text, reward=float(won), done=won, success=won, info={"invalid": "true"} if failed else {}
+            )
         action = " ".join(re.sub(r"[^a-z0-9, ]+", "", action.lower()).split())
         try:
             if action == "inventory":
@@ -208,6 +253,8 @@ class TextCraft(Env):
     # --- expert --------------------------------------------------------------------------------
     def expert_action(self) -> str:
         """First action of a plan from the current inventory: fetch what is missing, craft upwards."""
+        if self.game is not None:
+            return next(iter(self.game.expert_plan()), "inventory")
         plan = _Planner(self.book, self.inventory).plan(self.goal)
         return plan[0] if plan else "inventory"
 
