@@ -81,7 +81,7 @@ ORIGINAL_CLIENTS: dict[str, ClientClass] = {
     "todo": ClientClass("todo.py", "TodoEnvClient"),
     "weather": ClientClass("weather.py", "WeatherEnvClient"),
     "webshop": ClientClass("webshop.py", "WebshopEnvClient"),
-    "wordle": ClientClass("lmrlgym.py", "WordleEnvClient"),
+    "wordle": ClientClass("lmrlgym.py", "WordleEnvClient", task_text="first_observation"),
 }
 
 # Where a checkout's env client modules are, for a checkout root, the `agentenv` project folder and
@@ -432,7 +432,13 @@ def agenttraj_opening(path: str, env: str) -> Opening:
     ((instruction, ack), ids) = next(iter(records.openings.items()))
     origin = f"{path} ({len(ids)} {env} records)"
     _two_turns([("human", instruction), ("gpt", ack)], f"agenttraj {path}, record {ids[0]}")
-    task_text = _maze_task_text(path, records) if env == "maze" else None
+    task_text = (
+        _maze_task_text(path, records)
+        if env == "maze"
+        else _wordle_task_text(path, records)
+        if env == "wordle"
+        else None
+    )
     return Opening(instruction, ack, origin, task_text)
 
 
@@ -478,6 +484,23 @@ def _maze_task_text(path: str, records: _EnvRecords) -> str:
         log.warning(
             "maze records whose first observation differs from this project's for the same task",
             extra={"agenttraj": path, "item_ids": differing[:10], "count": len(differing)},
+        )
+    return next(iter(texts))
+
+
+def _wordle_task_text(path: str, records: _EnvRecords) -> str:
+    """The wordle task text: the original's first observation is one text for every task (its rules
+    with the vocabulary list filled in), so the records' third turns must all be that text."""
+    texts: dict[str, list[str]] = {}
+    for item_id, first in records.first_observations.items():
+        texts.setdefault(first, []).append(item_id)
+    if not texts:
+        raise _NotInTraj(f"agenttraj {path}: the wordle records have no third turn (the task text)")
+    if len(texts) > 1:
+        variants = sorted(texts.values(), key=len, reverse=True)
+        raise CompatError(
+            f"agenttraj {path}: the wordle records do not agree on their third turn, the task text "
+            f"({len(variants)} variants): {_some(variants[0])} vs {_some(variants[1])}"
         )
     return next(iter(texts))
 

@@ -192,6 +192,7 @@ class Maze(Env):
         "held_out": [range(task_count - HELD_OUT, task_count)],
     }
     execution = "inline"
+    task_set = "ids 0-24 are the original's 25 tasks (split 'original'); 25 and up are this project's"
     # The profile's task text, set by envs/compat.py from the operator's files ("" without it).
     original_task_text: ClassVar[str] = ""
 

@@ -132,6 +132,11 @@ class ALFWorld(Env):
         numbering = load_mappings(mapping_dir) if mapping_dir else default_numbering()
         # Everything is checked before anything changes: a bad setting leaves the old configuration.
         cls.data_root, cls.numbering, cls.mapping_dir = data_root, numbering, mapping_dir
+        cls.task_set = (
+            "original"
+            if mapping_dir
+            else "this project's own task list drawn from the alfworld package; not the original's"
+        )
         cls.extra_games = eval_games(data_root) if data_root else []
         base = len(numbering.games)
         cls.task_count = base + len(cls.extra_games)

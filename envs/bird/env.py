@@ -113,6 +113,8 @@ class Bird(Env):
             raise ValueError(f"bird: unknown settings {unknown}; known: {', '.join(SETTINGS)}")
         root = settings.get("data_dir") or os.environ.get("AGENTGYM_BIRD_DIR")
         cls.data_dir = Path(root) if root else synthetic.ensure()
+        # BIRD's own train and dev files, numbered as the original numbers them.
+        cls.task_set = "original" if root else "generated databases and questions; not the original's"
         splits = dataset.load(cls.data_dir)
         train, dev = splits.get("train", []), splits.get("dev", [])
         cls.questions = train + dev

@@ -149,6 +149,19 @@ class WebShop(Env):
         from agentgym.envs.webshop.nouns import lexicon
 
         cls.catalog = open_catalog(settings)
+        # AgentGym's task N: the original's files, its first 1,000 products, synthetic goals.
+        as_agentgym = (
+            bool(settings.get("data_dir"))
+            and _int(settings, "num_products", None) == 1000
+            and not _flag(settings, "human_goals")
+        )
+        cls.task_set = (
+            "original"
+            if as_agentgym
+            else "the original's files with other settings than AgentGym's (num_products=1000, no human goals)"
+            if settings.get("data_dir")
+            else "generated catalog and goals; not the original's"
+        )
         cls.strict_search = _flag(settings, "strict_search")
         lexicon()  # load the tagger's lexicon now, not at the first purchase
         n = cls.catalog.num_goals

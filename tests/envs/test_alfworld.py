@@ -364,8 +364,10 @@ def test_mapping_files_give_agentgym_numbering(tmp_path: Path, monkeypatch: pyte
     saved = {k: getattr(cls, k) for k in _CONFIGURED}
     env = None
     try:
+        assert "not the original's" in cls.task_set  # the default: this project's own task list
         cls.configure({"mapping_dir": str(maps)})
         assert cls.task_count == 5 and cls.splits == numbering.splits
+        assert cls.task_set == "original"  # the original's mapping files: its numbering
         env = cls()
         # Without data, the game generated for the mapped task.
         info, generated = play_in_process(env, 3)

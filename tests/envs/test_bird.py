@@ -103,6 +103,7 @@ async def test_env_on_loaded_data_over_server(start_server: StartServer, tmp_pat
         async with EnvClient(f"127.0.0.1:{srv.port}") as client:
             info = await client.env_info("bird")
             assert info.task_count == 3 and info.max_rounds == 1
+            assert info.original_tasks  # BIRD's own files: item id N is the original's task N
             async with client.episode("bird", 2) as ep:  # the dev question: ids follow train
                 assert "CREATE TABLE accounts" in ep.initial.observation
                 assert "Question: Who has more than 100 in their account?" in ep.initial.observation

@@ -22,7 +22,7 @@ from agentgym.client.envclient import EnvClient
 from agentgym.client.policies.simple import ExpertPolicy
 from agentgym.client.react import EpisodeSpec, run_episode
 from agentgym.core.envinfo import EnvInfo, list_envs
-from agentgym.envs import compat, maze, registry
+from agentgym.envs import compat, maze, registry, wordle
 from agentgym.server.config import ServerConfig
 from tests.conftest import StartServer
 from tests.test_cli import AGENTGYM, free_port, wait_listening
@@ -35,6 +35,10 @@ OPENINGS = {
     "bird": ("Made-up SQL opening.\n\nAnswer with ```sql\n...\n```.", "Ok, SQL."),
 }
 MAZE_TASK_TEXT = "Made-up maze rules.\nReach the goal.\n\nReply with Thought: then Action:."
+# Wordle's made-up task text: in a source checkout with the original's placeholder for the word
+# list; in AgentTraj records (the same third turn for every task), with a list already in it.
+WORDLE_TASK_TEMPLATE = "Made-up wordle rules. The words:\n{{vocab}}\nGuess one."
+WORDLE_TASK_TEXT = "Made-up wordle rules. The words:\nmadey\nupped\nGuess one."
 # The original's item ids: its prefixes, and task indices (maze and wordle: two records each).
 ITEMS = {
     "maze": ["lmrlgym_maze_0", "lmrlgym_maze_3"],
@@ -61,6 +65,8 @@ def first_observation(item_id: str) -> str:
     env, task_id = item_id.rsplit("_", 1)
     if env == "lmrlgym_maze":
         return f"{MAZE_TASK_TEXT}\n{maze.observation(int(task_id))}"
+    if env == "lmrlgym_wordle":
+        return WORDLE_TASK_TEXT
     return f"made-up first observation of {item_id}"
 
 
@@ -103,6 +109,7 @@ def write_checkout(root: Path, webshop_fstring: bool = False) -> Path:
         + message("human", json.dumps(w[0]), "None")
         + message("gpt", json.dumps(w[1]), "False")
         + "    )\n"
+        + f"    first_observation = {json.dumps(WORDLE_TASK_TEMPLATE)}\n"
     )
     s = OPENINGS["webshop"]
     fc = 'f"{PROMPT} with functions {len(FUNCTIONS)}"' if webshop_fstring else json.dumps(s[0])
@@ -171,12 +178,14 @@ async def play_each(port: int) -> dict[str, list[tuple[str, str, bool | None]]]:
     return out
 
 
-def check_openings(played: dict[str, list[tuple[str, str, bool | None]]]) -> None:
+def check_openings(played: dict[str, list[tuple[str, str, bool | None]]], wordle_first: str) -> None:
     for env, conv in played.items():
         instruction, ack = OPENINGS[env]
         assert conv[:2] == [("human", instruction, None), ("gpt", ack, False)], env
     # Maze: the short line, the acknowledgement, then the task text and the observation.
     assert played["maze"][2] == ("human", f"{MAZE_TASK_TEXT}\n{maze.observation(0)}", None)
+    # Wordle: the task text with the word list as its third turn.
+    assert played["wordle"][2] == ("human", wordle_first, None)
 
 
 # --- over a real server ---------------------------------------------------------------------------
@@ -190,7 +199,7 @@ async def test_agenttraj_openings_reach_episodes_byte_for_byte(
     for env in ENVS:
         assert infos[env].profile == "agentgym"
         assert (infos[env].instruction, infos[env].acknowledgement) == OPENINGS[env]
-    check_openings(await play_each(srv.port))
+    check_openings(await play_each(srv.port), WORDLE_TASK_TEXT)
 
 
 async def test_source_checkout_openings_reach_episodes_byte_for_byte(
@@ -198,7 +207,9 @@ async def test_source_checkout_openings_reach_episodes_byte_for_byte(
 ) -> None:
     root = write_checkout(tmp_path / "AgentGym")
     srv = await start_server(envs=ENVS, profile="agentgym", agentgym_source=str(root))
-    check_openings(await play_each(srv.port))
+    # From source, the placeholder is filled with the vocabulary the server plays (built-in here).
+    words = "\n".join(wordle.Wordle.word_list())
+    check_openings(await play_each(srv.port), WORDLE_TASK_TEMPLATE.replace("{{vocab}}", words))
 
 
 async def test_an_env_turned_back_to_ours_keeps_its_own_opening(
@@ -260,6 +271,11 @@ def test_records_that_disagree_are_named(tmp_path: Path) -> None:
     message = str(err.value)
     assert "webshop records do not agree" in message
     assert "webshop_6, webshop_12" in message and "webshop_99" in message and "acknowledgement" in message
+    # Wordle's third turn is one task text for every task: records must agree on it too.
+    with path.open("a") as f:
+        f.write(json.dumps(record("lmrlgym_wordle_9", OPENINGS["wordle"], "other rules")) + "\n")
+    with pytest.raises(compat.CompatError, match=r"wordle records do not agree on their third turn"):
+        compat.opening("wordle", {"agenttraj": str(path)})
 
 
 def test_missing_paths_and_unreadable_source_are_clear(tmp_path: Path) -> None:

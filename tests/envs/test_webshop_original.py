@@ -161,6 +161,8 @@ async def test_loader_through_the_cli_server(data_dir: Path) -> None:
                     assert time.monotonic() < deadline, "server did not come up"
                     await asyncio.sleep(0.2)
             assert info.task_count == 24
+            # The original's files, but human goals (AgentGym plays synthetic ones on 1,000 products).
+            assert not info.original_tasks and "other settings than AgentGym's" in info.task_set
             for task in (0, 5, 23):
                 async with client.episode("webshop", task) as ep:
                     assert ep.initial.observation.startswith("WebShop [SEP] Instruction: [SEP] i want ")
