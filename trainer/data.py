@@ -10,8 +10,9 @@ Loss goes on agent turns only, and only where the record says so:
   `tokenizer` fingerprint matches) is used as it is: exactly what the policy saw and produced;
 - otherwise the conversation is tokenized with the model's own chat template, turn by turn,
   with loss on `gpt` turns whose `loss` flag is true (AgentTraj's convention: the instruction,
-  the environment's turns and the agent's "OK" are not trained on). Each trained turn includes
-  the end-of-turn token, so the model learns to stop.
+  the environment's turns and the agent's "OK" are not trained on). Each trained turn is what
+  the model generates at serve time: the content, the text the template puts around it (e.g.
+  Llama-2's spaces) and the end-of-turn token, so the model learns to stop.
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ def conversation_tokens(chat: ChatTokens, turns: list[Turn]) -> tuple[list[int],
             ids += part
             mask += [0] * len(part)
         else:
-            part = [*chat.encode(t.value), chat.eos]
+            part = chat.agent_turn(t.value)
             ids += part
             mask += [1 if t.loss else 0] * len(part)
         first = False

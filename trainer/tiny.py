@@ -50,9 +50,10 @@ def corpus(
     envs: tuple[str, ...] = ("maze", "wordle", "textcraft"), episodes_per_env: int = 40
 ) -> Iterator[str]:
     """Text the tokenizer learns from: each env's instruction and expert episodes, ReAct-formatted."""
+    from agentgym.core.chat import ACK
     from agentgym.envs import registry
 
-    yield "OK. I'll follow your instructions and try my best to solve the task."
+    yield ACK
     for name in envs:
         env = registry.make(name)
         yield env.instruction

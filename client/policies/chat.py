@@ -55,10 +55,12 @@ class Conversation:
             self.loss_mask += [1] * len(ids)
             self.logprobs += logprobs
             if not ids or ids[-1] not in self.chat.eos_ids:
-                # Cut off (length limit): close the turn as the template would. Not generated: no loss.
-                self.input_ids.append(self.chat.eos)
-                self.loss_mask.append(0)
-                self.logprobs.append(None)
+                # Cut off (length limit): close the turn as the template would (its tail, e.g.
+                # Llama-2's space, then EOS). Not generated: no loss.
+                closing = self.chat.close_turn(ids)
+                self.input_ids += closing
+                self.loss_mask += [0] * len(closing)
+                self.logprobs += [None] * len(closing)
             turn.text = self.chat.decode(ids)
         if turn.weight_version:
             self.weight_versions.append(turn.weight_version)

@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from agentgym.core.chat import ACK
 from agentgym.core.trajectory import JsonlWriter, Trajectory, Turn, read_trajectories
 
 CLI = [sys.executable, "-m", "agentgym.client.cli"]
@@ -128,7 +129,7 @@ def run_evals(
 def hostile_trajectories() -> list[Trajectory]:
     """Records whose every text field a careless page would execute."""
     instruction = f"Instruction {SCRIPT} with {IMG} and {SVG} inside.\nSecond line &amp; <b>bold</b>"
-    ack = "OK. I'll follow your instructions and try my best to solve the task."
+    ack = ACK
     t1 = Trajectory(
         item_id="maze_901",
         conversations=[
@@ -190,7 +191,7 @@ def token_trajectory(seed: int = 0) -> Trajectory:
     """A maze episode with token fields: prompt tokens (mask 0, logprob null), then one generated
     span (mask 1, a logprob each) per agent turn, as the RL trainer stores them."""
     rng = random.Random(seed)
-    ack = "OK. I'll follow your instructions and try my best to solve the task."
+    ack = ACK
     actions = ["move left", "move down", "move down"]
     observations = [
         "The goal is at position 3, 8. Your current position is at position 1, 9.",
