@@ -116,6 +116,8 @@ class BotExpert:
         from minigrid.utils.baby_ai_bot import BabyAIBot
 
         self.env = env
+        # The bot's own plan from the last request: (bot keys, points, finished); see _plan.
+        self.cached: tuple[list[Any], list[tuple[Any, Any]], bool] | None = None
         try:
             self.bot = BabyAIBot(env)
             self.bot.stack = _BoundedStack(self.bot.stack)
@@ -127,15 +129,32 @@ class BotExpert:
         """Tell the bot about a low-level move just made in the episode."""
         self.suggested = _replan(self.bot, move)
 
+    def _plan(self) -> tuple[list[tuple[Any, Any]], bool]:
+        """The bot's own plan from here: the points it passes and whether it finishes. Rolling it
+        out is most of a request's cost (each bot move replans), and when the episode took an
+        action that lands on the last request's plan with the bot in the same state (level, plan,
+        and what it has seen) the rest of that plan is the same, so it is reused."""
+        key = bot_key(self.env, self.bot)
+        if self.cached is not None and key in self.cached[0]:
+            keys, points, finished = self.cached
+            i = keys.index(key)
+            self.cached = keys[i:], points[i:], finished
+            return points[i:], finished
+        keys: list[Any] = []
+        points, finished = self._rollout(self.env, self.bot, self.suggested, record=True, keys=keys)
+        self.cached = keys, points, finished
+        return points, finished
+
     def action(self, view: View) -> str:
         """The available text action that saves the most moves of the bot's plan."""
-        points, finished = self._rollout(self.env, self.bot, self.suggested, record=True)
+        points, finished = self._plan()
         remaining = len(points) - 1 if finished else MAX_PLAN  # moves the bot still needs
         furthest = {point: i for i, point in enumerate(points)}
         here = furthest[points[0]]
         poses = {(key[0], key[1]) for key, _ in points[here + 1 :]}
         best: tuple[int, int, int] | None = None
         choice = ""
+        failing: list[str] = []  # actions that would end the mission in failure
         for text, moves in view.actions.items():
             if not moves:
                 continue
@@ -155,7 +174,8 @@ class BotExpert:
                 continue  # the bot cannot follow this action
             if terminated:
                 if reward <= 0:
-                    continue  # a failure ending (strict levels)
+                    failing.append(text)  # a failure ending (strict levels)
+                    continue
                 saved = remaining + 1  # finishing now beats everything else
             else:
                 k = furthest.get((state_key(env), plan_signature(bot)), -1)
@@ -163,8 +183,13 @@ class BotExpert:
                     saved = k - here
                 elif walking:
                     # A walk off the bot's path (e.g. far across a room it would explore cell by
-                    # cell): worth it if the bot's plan from there is shorter.
-                    rest, done = self._rollout(env, bot, suggestion[0], record=False, on_copy=False)
+                    # cell): worth it if the bot's plan from there is shorter. Only as far as could
+                    # still beat the best so far: each bot step costs a replan, and on the large
+                    # levels unbounded rollouts made single expert requests take minutes.
+                    limit = remaining - (best[0] if best else 1) + 1
+                    rest, done = self._rollout(
+                        env, bot, suggestion[0], record=False, on_copy=False, limit=limit
+                    )
                     saved = remaining - (len(rest) - 1 if done else MAX_PLAN)
                 else:
                     continue
@@ -173,26 +198,44 @@ class BotExpert:
             score = (saved, -made, -len(moves))
             if best is None or score > best:
                 best, choice = score, text
-        if not choice:
-            raise ExpertFailed(
-                f"no available action follows the BabyAI bot's plan (it suggests move {self.suggested})"
-            )
-        return choice
+        if choice:
+            return choice
+        # Nothing scored: the bot's own plan breaks down within a move or two (it cannot solve
+        # PutNextS7N4Carrying or KeyInBox, say), so no point on it can be matched. Its next move
+        # still maps to an action: take that, one move per round, as the bot itself would.
+        for text, moves in view.actions.items():
+            if moves == [self.suggested] and text not in failing:
+                return text
+        why = f"; these would fail the mission: {', '.join(failing)}" if failing else ""
+        raise ExpertFailed(
+            f"no available action follows the BabyAI bot's plan (it suggests move {self.suggested}){why}"
+        )
 
     @staticmethod
     def _rollout(
-        env: Any, bot: Any, move: int, record: bool, on_copy: bool = True
+        env: Any,
+        bot: Any,
+        move: int,
+        record: bool,
+        on_copy: bool = True,
+        limit: int = MAX_PLAN,
+        keys: list[Any] | None = None,
     ) -> tuple[list[tuple[Any, Any]], bool]:
-        """Follow the bot's own plan from `move` on (a copy of, unless told otherwise) env and bot.
-        Returns the points passed, each (state key, plan signature) when `record`, and whether
-        the plan accomplished the mission."""
+        """Follow the bot's own plan from `move` on (a copy of, unless told otherwise) env and bot,
+        for at most `limit` moves. Returns the points passed, each (state key, plan signature) when
+        `record`, and whether the plan accomplished the mission; `keys` gets each point's bot_key
+        (None for a final one)."""
         if on_copy:
             env, bot = copy.deepcopy((env, bot))
         points: list[tuple[Any, Any]] = [(state_key(env), plan_signature(bot)) if record else ((), ())]
-        for _ in range(MAX_PLAN):
+        if keys is not None:
+            keys.append(bot_key(env, bot))
+        for _ in range(min(limit, MAX_PLAN)):
             _, reward, terminated, truncated, _ = env.step(move)
             if terminated or truncated:
                 points.append((state_key(env), None) if record else ((), None))
+                if keys is not None:
+                    keys.append(None)
                 return points, terminated and reward > 0
             try:
                 move = _replan(bot, move)
@@ -200,7 +243,14 @@ class BotExpert:
                 log.debug("bot rollout stopped", exc_info=True)
                 return points, False
             points.append((state_key(env), plan_signature(bot)) if record else ((), ()))
+            if keys is not None:
+                keys.append(bot_key(env, bot))
         return points, False
+
+
+def bot_key(env: Any, bot: Any) -> tuple[Any, ...]:
+    """Everything the bot's next moves depend on: the level, its plan and the cells it has seen."""
+    return (state_key(env), plan_signature(bot), bot.vis_mask.tobytes())
 
 
 def plan_signature(bot: Any) -> tuple[Any, ...]:
@@ -217,3 +267,36 @@ def _describe_datum(datum: Any) -> Any:
         pos = datum.cur_pos
         return ("obj", datum.type, datum.color, None if pos is None else tuple(int(v) for v in pos))
     return tuple(int(v) for v in datum)  # a position
+
+
+def key_in_box_action(view: View, env: Any) -> str:
+    """KeyInBox (level 26), which minigrid's bot cannot solve (it does not look in boxes): open
+    the box, take the key it held, open the locked door with it. Out of view, it heads for them
+    (it knows where they are, as the bot knows the level it plans on)."""
+    actions = view.actions
+
+    def find(verb: str, kind: str) -> str | None:
+        return next((a for a in actions if a.startswith(verb) and f" {kind} " in a), None)
+
+    carrying = env.carrying
+    if carrying is not None and carrying.type == "key":
+        found, targets = find("toggle and go through", "door"), ("door",)
+    else:
+        front = env.grid.get(*env.front_pos)
+        if front is not None and front.type == "box" and "toggle" in actions:
+            return "toggle"  # the box gives way to the key it held
+        found, targets = find("pick up", "key") or find("go to", "box"), ("key", "box")
+    if found:
+        return found
+    # Out of view: walk towards the nearest target, turning to face it first.
+    ax, ay = (int(v) for v in env.agent_pos)
+    spots = [(abs(x - ax) + abs(y - ay), x, y) for x in range(env.width) for y in range(env.height)
+             if (obj := env.grid.get(x, y)) is not None and obj.type in targets]  # fmt: skip
+    if spots:
+        _, x, y = min(spots)
+        (fx, fy), (rx, ry) = (int(v) for v in env.dir_vec), (int(v) for v in env.right_vec)
+        ahead, right = (x - ax) * fx + (y - ay) * fy, (x - ax) * rx + (y - ay) * ry
+        if ahead > 0 and "move forward" in actions:
+            return "move forward"
+        return "turn right" if right > 0 else "turn left"
+    return "move forward" if "move forward" in actions else "turn left"

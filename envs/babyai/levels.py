@@ -2,6 +2,13 @@
 
 A task id picks a level and a seed as in the original: level number = id % 40 + 1 (1-based),
 seed = id // 40. The levels are minigrid's registered BabyAI environments.
+
+One fix to minigrid's mission check (`fix_sequences`): when the first clause of "X, then Y" (or
+"Y after you X") is completed, minigrid checks the same move against the second clause at once,
+and a strict clause fails it. So in OpenDoorsOrderN4Debug (level 16), "open the red door, then
+open the blue door" failed the moment the red door opened (red is not blue), which made every
+two-door mission of that level unsolvable. Here the move that completes the first clause may
+complete the second too, but cannot fail it.
 """
 
 from __future__ import annotations
@@ -85,6 +92,63 @@ def _import_minigrid() -> None:
     # `print` in those modules only, rather than redirecting sys.stdout, which other threads share.
     roomgrid_level.print = _quiet  # type: ignore[attr-defined]
     mission.print = _quiet  # type: ignore[attr-defined]
+    _define_sequences()
+
+
+def _ordered(seq: Any, first: Any, first_flag: str, second: Any, second_flag: str, action: int) -> str:
+    """minigrid's check of a two-clause sequence, `first` to be done before `second`, except that
+    the move completing `first` cannot fail `second` (see the module's docstring)."""
+    if getattr(seq, first_flag) == "success":
+        status = second.verify(action)
+        setattr(seq, second_flag, status)
+        return status if status in ("success", "failure") else "continue"
+    status = first.verify(action)
+    setattr(seq, first_flag, status)
+    if status == "failure":
+        return "failure"
+    if status == "success":
+        # Still checked (clauses track state per move, e.g. what was carried), but only a success counts.
+        then = "success" if second.verify(action) == "success" else "continue"
+        setattr(seq, second_flag, then)
+        return then
+    if seq.strict and second.verify(action) == "success":
+        return "failure"  # the second clause done first: a strict sequence fails, as in minigrid
+    return "continue"
+
+
+# minigrid's sequence classes -> ours (subclasses: the bot tells clauses apart with isinstance).
+_SEQUENCES: dict[type, type] = {}
+
+
+def _define_sequences() -> None:
+    from minigrid.envs.babyai.core.verifier import AfterInstr, BeforeInstr
+
+    class Before(BeforeInstr):  # type: ignore[misc]
+        """X, then Y."""
+
+        def verify(self, action: int) -> str:
+            return _ordered(self, self.instr_a, "a_done", self.instr_b, "b_done", action)
+
+    class After(AfterInstr):  # type: ignore[misc]
+        """X after you Y."""
+
+        def verify(self, action: int) -> str:
+            return _ordered(self, self.instr_b, "b_done", self.instr_a, "a_done", action)
+
+    for cls in (Before, After):
+        cls.__module__, cls.__qualname__ = __name__, f"_{cls.__name__}"  # picklable by name
+        globals()[cls.__qualname__] = cls
+    _SEQUENCES.update({BeforeInstr: Before, AfterInstr: After})
+
+
+def fix_sequences(instr: Any) -> None:
+    """Give a freshly generated mission's sequences our check (call after every reset)."""
+    fixed = _SEQUENCES.get(type(instr))
+    if fixed is not None:
+        instr.__class__ = fixed
+    for part in (getattr(instr, "instr_a", None), getattr(instr, "instr_b", None)):
+        if part is not None:
+            fix_sequences(part)
 
 
 def make_level(level: int) -> Any:

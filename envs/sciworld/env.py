@@ -205,11 +205,17 @@ class SciWorld(Env):
         score = round(100 * self._call(server.getScore))
         complete = bool(self._call(server.getCompleted))
         moves = int(self._call(server.getNumMoves))
-        if moves > self.engine.envStepLimit or score < 0:
+        # The simulator's own move limit (100, as in AgentGym, which builds ScienceWorldEnv() with
+        # its default) ends the episode past it, as ScienceWorldEnv.step does. Only runs allowed
+        # more than the 30 rounds meet it; `info["ended"]` says so, since the text does not.
+        out_of_moves = moves > self.engine.envStepLimit and not complete
+        if out_of_moves or score < 0:
             complete = True
         reward = float(score - self.last_score)
         self.last_score = score
         info = {"task": self.task, "variation": str(self.variation), "moves": str(moves)}
+        if out_of_moves:
+            info["ended"] = f"the simulator's limit of {self.engine.envStepLimit} moves"
         if text.strip() == _NO_MATCH:
             info["invalid"] = "true"
         return Outcome(

@@ -108,3 +108,45 @@ def test_expert_reward_is_the_levels_success_reward() -> None:
 def test_action_normalization() -> None:
     assert normalize("  Go To the Red-Ball 1. ") == "go to the red ball 1"
     assert normalize("Pickup green key 2") == "pick up green key 2"
+
+
+# OpenDoorsOrderN4Debug (level 16) seeds 0 and 1: a two-door mission of each kind.
+TWO_DOOR_TASKS = {
+    15: "open the purple door after you open the red door",
+    55: "open the yellow door, then open the green door",
+}
+
+
+async def test_expert_solves_two_door_order_missions(start_server: StartServer) -> None:
+    """minigrid failed these the moment the first door opened (its strict check re-verified that
+    toggle against the second door), so the bot's next move led nowhere and the expert request
+    failed: the coverage run's one BabyAI error. Now the expert finishes them over the server."""
+    srv = await start_server(envs=["babyai"], step_timeout_s=30.0)
+    async with EnvClient(f"127.0.0.1:{srv.port}") as client:
+        for task_id, mission in TWO_DOOR_TASKS.items():
+            seen = await _play_expert(client, task_id)
+            assert seen[0].startswith(f"Your goal: {mission}\n")
+
+
+def test_strict_door_order_still_fails_the_wrong_order() -> None:
+    env = registry.make("babyai")
+    env.reset(15, 0, {})  # open the purple door after you open the red door
+    assert not env.step("go to red closed door 1").done
+    wrong_first = env.step("toggle and go through purple closed door 1")
+    assert wrong_first.done and not wrong_first.success
+    assert "the mission failed" in wrong_first.observation
+    env.reset(15, 0, {})
+    env.step("go to red closed door 1")
+    assert not env.step("toggle").done  # the red door: the first clause, not a failure any more
+    assert env.step("toggle and go through purple closed door 1").success
+    env.close()
+
+
+async def test_expert_solves_key_in_box(start_server: StartServer) -> None:
+    """KeyInBox (level 26): minigrid's bot cannot plan it (the expert request answered
+    FAILED_PRECONDITION on all 10 test tasks); a scripted expert opens the box and the door."""
+    srv = await start_server(envs=["babyai"], step_timeout_s=30.0)
+    async with EnvClient(f"127.0.0.1:{srv.port}") as client:
+        for task_id in (25, 65, 385):
+            seen = await _play_expert(client, task_id)
+            assert seen[0].startswith("Your goal: open the door\n")

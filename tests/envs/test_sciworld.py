@@ -156,3 +156,24 @@ async def test_capacity_comes_from_memory_and_is_enforced(
         async with client.episode("sciworld", 0):
             with pytest.raises(ResourceExhausted, match="sciworld"):
                 await client.open_episode("sciworld", 1)
+
+
+def test_the_simulators_move_limit_ends_the_episode_and_says_so() -> None:
+    """Past ScienceWorld's own move limit (100 by default, as in AgentGym) the episode ends
+    unsolved. Long gold paths (boil: up to 174 actions) meet it when more than the 30 rounds are
+    allowed; that, not a wrong gold path, is why they stop at 42-75 points (docs/expert-coverage.md)."""
+    env = registry.make("sciworld")
+    try:
+        first = env.reset(first_id("find-plant"), 0, {})
+        assert not first.done and "ended" not in first.info
+        env.engine.envStepLimit = 3
+        assert env.step("look around").info["moves"] == "0"  # looking is not a move
+        steps = [env.step("wait1")]
+        while not steps[-1].done and len(steps) < 5:
+            steps.append(env.step("wait1"))
+        last = steps[-1]
+        assert last.done and not last.success and int(last.info["moves"]) > 3
+        assert last.info["ended"] == "the simulator's limit of 3 moves"
+        assert all("ended" not in s.info for s in steps[:-1])
+    finally:
+        env.close()
