@@ -155,3 +155,27 @@ def test_bad_flags_are_clear() -> None:
         [AGENTGYM, "serve", "--max-episodes", "0"], capture_output=True, text=True, timeout=60
     )
     assert out.returncode != 0 and "max_episodes must be at least 1" in out.stderr
+
+
+def test_train_bc_successful_only_keeps_what_succeeded() -> None:
+    # Expert data for BC: only the tasks the expert finished (a rollout keeps its failures too).
+    from agentgym.client.cli import build_parser
+    from agentgym.client.cli.train import bc_query
+    from agentgym.core.trajectory import Trajectory, Turn
+    from agentgym.trainer.store import Query
+
+    def parsed(*flags: str) -> Query:
+        args = build_parser().parse_args(
+            ["train", "bc", "--init", "tiny", "--data", "x.jsonl", "--out", "o", *flags]
+        )
+        return Query.of(**bc_query(args))
+
+    turns = [Turn("human", "go"), Turn("gpt", "Action:\nmove up", True)]
+    records = [
+        Trajectory(
+            item_id=f"maze_{i}", conversations=turns, reward=None if ok is None else float(ok), success=ok
+        )
+        for i, ok in enumerate((True, False, None))
+    ]
+    assert [t.item_id for t in records if parsed("--successful-only").matches(t)] == ["maze_0"]
+    assert len([t for t in records if parsed().matches(t)]) == 3

@@ -59,6 +59,9 @@ def add_bc(verbs: argparse._SubParsersAction) -> None:
     f.add_argument(
         "--require-reward", action="store_true", help="with --min-reward: drop trajectories without a reward"
     )
+    f.add_argument("--successful-only", action="store_true",
+                   help="only trajectories that succeeded (e.g. the tasks the expert finished, from "
+                        "`agentgym rollout --policy expert`); those that do not say are dropped")  # fmt: skip
     f.add_argument("--iteration", type=int, help="only this AgentEvol iteration (-1: trajectories with none)")
     f.add_argument("--weight-version", help="only trajectories produced by this weight version")
     f.add_argument("--strict", action="store_true",
@@ -112,6 +115,8 @@ def bc_query(args: argparse.Namespace) -> dict[str, object]:
     if args.min_reward is not None:
         query["min_reward"] = args.min_reward
         query["keep_unrewarded"] = not args.require_reward
+    if args.successful_only:
+        query["success"] = True
     if args.iteration is not None:
         query["iteration"] = args.iteration
     if args.weight_version:

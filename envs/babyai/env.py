@@ -99,6 +99,9 @@ class BabyAI(Env):
     @classmethod
     def configure(cls, settings: Mapping[str, str]) -> None:
         make_level(1)  # import minigrid once per process, before the first episode
+        # The original's numbering (level = id % 40 + 1, seed = id // 40), but minigrid's level
+        # generator: whether a seed lays out as the original's babyai package did is not checked.
+        cls.task_set = "the original's level and seed numbering on minigrid's generator; layouts not checked"
 
     def __init__(self) -> None:
         super().__init__()

@@ -129,6 +129,8 @@ class SciWorld(Env):
             known = "; ".join(f"{k}: {v}" for k, v in _SETTINGS.items())
             raise ValueError(f"unknown sciworld settings {unknown}; known: {known}")
         cls.table = load_table()
+        # The engine ships the tasks; ids number its (task, variation) pairs as the original does.
+        cls.task_set = "original"
         cls.task_count = len(cls.table.entries)
         cls.splits = cls.table.splits
         cls.heap_mb = _positive_int(settings, "jvm_heap_mb", DEFAULT_HEAP_MB)
