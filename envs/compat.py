@@ -471,21 +471,14 @@ def _maze_task_text(path: str, records: _EnvRecords) -> str:
         task_id = split_item_id(item_id)[1]
         if task_id < maze.ORIGINAL_TASKS and observation != maze.observation(task_id):
             differing.append(item_id)
-    if not texts:
-        raise _NotInTraj(f"agenttraj {path}: the maze records have no third turn (the task text)")
-    if len(texts) > 1:
-        variants = sorted(texts.values(), key=len, reverse=True)
-        raise CompatError(
-            f"agenttraj {path}: the maze records do not agree on the task text of their third turn "
-            f"({len(variants)} variants): {_some(variants[0])} vs {_some(variants[1])}"
-        )
+    text = _the_one_text(path, "maze", texts)
     if differing:
         # The text is what the profile takes; the observation itself is this project's, so say so.
         log.warning(
             "maze records whose first observation differs from this project's for the same task",
             extra={"agenttraj": path, "item_ids": differing[:10], "count": len(differing)},
         )
-    return next(iter(texts))
+    return text
 
 
 def _wordle_task_text(path: str, records: _EnvRecords) -> str:
@@ -494,12 +487,17 @@ def _wordle_task_text(path: str, records: _EnvRecords) -> str:
     texts: dict[str, list[str]] = {}
     for item_id, first in records.first_observations.items():
         texts.setdefault(first, []).append(item_id)
+    return _the_one_text(path, "wordle", texts)
+
+
+def _the_one_text(path: str, env: str, texts: dict[str, list[str]]) -> str:
+    """The task text every record of `env` carries in its third turn (text -> item ids)."""
     if not texts:
-        raise _NotInTraj(f"agenttraj {path}: the wordle records have no third turn (the task text)")
+        raise _NotInTraj(f"agenttraj {path}: the {env} records have no third turn (the task text)")
     if len(texts) > 1:
         variants = sorted(texts.values(), key=len, reverse=True)
         raise CompatError(
-            f"agenttraj {path}: the wordle records do not agree on their third turn, the task text "
+            f"agenttraj {path}: the {env} records do not agree on the task text of their third turn "
             f"({len(variants)} variants): {_some(variants[0])} vs {_some(variants[1])}"
         )
     return next(iter(texts))

@@ -274,7 +274,9 @@ def test_records_that_disagree_are_named(tmp_path: Path) -> None:
     # Wordle's third turn is one task text for every task: records must agree on it too.
     with path.open("a") as f:
         f.write(json.dumps(record("lmrlgym_wordle_9", OPENINGS["wordle"], "other rules")) + "\n")
-    with pytest.raises(compat.CompatError, match=r"wordle records do not agree on their third turn"):
+    with pytest.raises(
+        compat.CompatError, match=r"wordle records do not agree on the task text of their third turn"
+    ):
         compat.opening("wordle", {"agenttraj": str(path)})
 
 
