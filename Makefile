@@ -114,6 +114,7 @@ bench: install
 	$(PY) bench/rl_overlap.py $(call quick,--steps 2 --tasks 2 --group 2 --repeats 1)
 	$(PY) bench/evol_overhead.py $(call quick,--iterations 1 --explore 16 --eval-tasks 8 --bc-tasks 30 --epochs 1)
 	$(PY) bench/soak.py $(call quick,--duration 20 --warmup 10 --concurrency 64 --think 0.5 --client-kill-every 8 --worker-kill-every 3 --idle-timeout 5 --sample-every 5,--duration 600 --warmup 60)
+	$(PY) bench/heap_growth.py $(call quick,--warmup 500 --runs 1000$(comma)2000)
 
 wheel: install
 	$(PY) -m pip wheel --no-deps -w dist .
