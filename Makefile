@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 # Extras installed into the venv (train pulls torch+transformers: torch is installed first from
 # the pinned CPU wheel so no CUDA build is pulled in).
-EXTRAS ?= dev,train
+EXTRAS ?= dev,train,ray,webarena
 TORCH_VERSION ?= 2.13.0
 ARGS ?=
 

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -260,7 +261,9 @@ try:
     steps = r.steps
 except Stop:
     steps = None
-print(json.dumps({{"rank": os.environ["RANK"], "seen": seen, "steps": steps}}))
+# A file per rank: the two ranks' stdout lines can interleave.
+with open(os.path.join(sys.argv[2], "rank-" + os.environ["RANK"] + ".json"), "w") as f:
+    json.dump({{"rank": os.environ["RANK"], "seen": seen, "steps": steps}}, f)
 """
 
 
@@ -268,13 +271,11 @@ def torchrun(script: Path, *args: str) -> list[dict[str, object]]:
     from tests.test_cli import free_port
 
     exe = str(Path(sys.executable).with_name("torchrun"))
-    out = subprocess.run([exe, "--nproc-per-node", "2", "--master-port", str(free_port()), str(script), *args],
+    results = Path(tempfile.mkdtemp(dir=script.parent))
+    out = subprocess.run([exe, "--nproc-per-node", "2", "--master-port", str(free_port()), str(script), *args, str(results)],
                          capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
-    return sorted(
-        (json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")),
-        key=lambda r: r["rank"],
-    )
+    return [json.loads((results / f"rank-{rank}.json").read_text()) for rank in range(2)]
 
 
 def test_fsdp_checkpoints_resume_with_their_optimizer_state(expert_maze: str, tmp_path: Path) -> None:  # noqa: F811
