@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -13,7 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from agentgym.core.trajectory import Trajectory
 from tests.test_cli import AGENTGYM, free_port
 
-__all__ = ["AGENTGYM", "free_port", "record", "start_trainer", "trajectory", "wait_serving"]
+__all__ = ["AGENTGYM", "free_port", "record", "start_trainer", "torchrun", "trajectory", "wait_serving"]
 
 
 def record(i: int, env: str = "maze", tokens: int = 64, **fields: Any) -> dict[str, Any]:
@@ -80,3 +84,14 @@ def wait_serving(port: int, proc: subprocess.Popen[bytes], log: Path, timeout_s:
                 pass
             time.sleep(0.05)
     raise TimeoutError(f"trainer on {port} not serving: {log.read_text()}")
+
+
+def torchrun(script: Path, *args: str) -> list[dict[str, object]]:
+    """Run `script ARGS... RESULTS_DIR` as two CPU processes; each rank writes RESULTS_DIR/rank-N.json
+    (a file per rank: the ranks' stdout lines can interleave). Returns them in rank order."""
+    exe = str(Path(sys.executable).with_name("torchrun"))
+    results = Path(tempfile.mkdtemp(dir=script.parent))
+    out = subprocess.run([exe, "--nproc-per-node", "2", "--master-port", str(free_port()), str(script), *args, str(results)],
+                         capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    return [json.loads((results / f"rank-{rank}.json").read_text()) for rank in range(2)]

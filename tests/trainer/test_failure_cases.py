@@ -7,12 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import json
 import os
 import shutil
 import subprocess
-import sys
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -27,7 +24,7 @@ from agentgym.trainer.service import IngestConfig
 from agentgym.trainer.store import StoreFull, TrajectoryStore
 from agentgym.v1 import trajectory_pb2 as tpb
 from tests.conftest import wait_for
-from tests.trainer.helpers import trajectory
+from tests.trainer.helpers import torchrun, trajectory
 from tests.trainer.test_bc import expert_maze  # noqa: F401  (the fixture: expert maze trajectories)
 
 PUSH = "/agentgym.v1.TrajectoryService/Push"
@@ -265,17 +262,6 @@ except Stop:
 with open(os.path.join(sys.argv[2], "rank-" + os.environ["RANK"] + ".json"), "w") as f:
     json.dump({{"rank": os.environ["RANK"], "seen": seen, "steps": steps}}, f)
 """
-
-
-def torchrun(script: Path, *args: str) -> list[dict[str, object]]:
-    from tests.test_cli import free_port
-
-    exe = str(Path(sys.executable).with_name("torchrun"))
-    results = Path(tempfile.mkdtemp(dir=script.parent))
-    out = subprocess.run([exe, "--nproc-per-node", "2", "--master-port", str(free_port()), str(script), *args, str(results)],
-                         capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
-    assert out.returncode == 0, out.stderr[-3000:]
-    return [json.loads((results / f"rank-{rank}.json").read_text()) for rank in range(2)]
 
 
 def test_fsdp_checkpoints_resume_with_their_optimizer_state(expert_maze: str, tmp_path: Path) -> None:  # noqa: F811
