@@ -115,14 +115,22 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         if not (sep and env and mode):
             raise SystemExit(f"--execution {item!r}: expected ENV=MODE")
         config.execution[env] = mode
-    for item in args.env_setting:
+    for env, settings in parse_env_settings(args.env_setting).items():
+        config.env_settings.setdefault(env, {}).update(settings)
+    config.validate()
+    return config
+
+
+def parse_env_settings(items: list[str]) -> dict[str, dict[str, str]]:
+    """`--env-setting ENV.KEY=VALUE` flags (serve, fleet up) -> {env: {key: value}}."""
+    out: dict[str, dict[str, str]] = {}
+    for item in items:
         key, sep, value = item.partition("=")
         env, dot, name = key.partition(".")
         if not (sep and dot and env and name):
             raise SystemExit(f"--env-setting {item!r}: expected ENV.KEY=VALUE")
-        config.env_settings.setdefault(env, {})[name] = value
-    config.validate()
-    return config
+        out.setdefault(env, {})[name] = value
+    return out
 
 
 def check_openings(config: ServerConfig) -> None:
