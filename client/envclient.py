@@ -12,6 +12,13 @@ several addresses, an episode goes to the least-loaded server that hosts its env
 `ListEnvs`, refreshed in the background, plus this client's own opens and closes); a server that
 is full or unreachable at create time is skipped for the next one.
 
+A fleet address, `EnvClient("ray://HOST:PORT/FLEET")` (docs/fleet.md), takes its servers from the
+fleet's controller instead (client/discovery.py, re-read every second): new servers join, and one
+that leaves the table, turns unhealthy or drains gets no new episodes while its live streams stay
+on it until they end; a server gone from the table has its channels closed once idle. Load is the
+controller's live/capacity per env plus this client's own opens since the last table. Nothing of
+the fleet sits on the step path: episodes stream straight to their server.
+
 `security` (core/security.py; default: $AGENTGYM_TLS_CA and $AGENTGYM_TOKEN_FILE) gives the CA that
 grpcs:// servers are checked against, a client certificate for mutual TLS, and the bearer token
 every call carries.
@@ -30,6 +37,8 @@ from typing import Any
 
 import grpc
 
+from agentgym.client.discovery import Discovery, accepts_new_episodes
+from agentgym.client.discovery import load as fleet_load
 from agentgym.client.errors import (
     AgentGymError,
     FailedPrecondition,
@@ -39,6 +48,7 @@ from agentgym.client.errors import (
     from_rpc_error,
 )
 from agentgym.client.types import EnvInfo, ServerStatus, StepResult
+from agentgym.core.fleet import ServerEntry, is_fleet_address
 from agentgym.core.security import ClientSecurity, connect, default_client
 from agentgym.v1 import env_pb2 as pb
 
@@ -100,13 +110,26 @@ class _Server:
         self.open: Counter[str] = Counter()  # this client's live episodes here, per env
         self.opened_since_refresh: Counter[str] = Counter()
         self.down_until = 0.0
+        self.creating = 0  # creates in flight here (not yet counted in `open`)
+        self.closing = 0  # graceful closes in flight here (no longer counted in `open`)
+        # Fleet clients: this server's row of the routing table; `gone` once it left the table
+        # (no new episodes; its channels close when no episode of ours is left on it).
+        self.entry: ServerEntry | None = None
+        self.gone = False
+        self.idle_polls = 0
+
+    @property
+    def busy(self) -> bool:
+        return self.creating > 0 or self.closing > 0 or any(n > 0 for n in self.open.values())
 
     def session_call(self) -> grpc.aio.StreamStreamCall:
         return self.sessions[next(self._next)](metadata=self.security.metadata())
 
     def load(self, env: str) -> float:
         """Fraction of this server's capacity for `env` in use, by the last ListEnvs plus our own
-        opens since; unknown servers count as empty."""
+        opens since; unknown servers count as empty. A fleet's server: by its routing-table row."""
+        if self.entry is not None:
+            return fleet_load(self.entry, env, self.opened_since_refresh[env])
         if self.status is None or env not in self.status.envs:
             return self.open[env] / 1e9
         info = self.status.envs[env]
@@ -118,24 +141,47 @@ class _Server:
 
 
 class EnvClient:
-    """Async client for one or more env servers. Use as `async with`, or call `close()`."""
+    """Async client for one or more env servers, or for a fleet (`ray://HOST:PORT/FLEET`, or a
+    `Discovery`). Use as `async with`, or call `close()`."""
 
     def __init__(
         self,
-        addresses: str | Sequence[str],
+        addresses: str | Sequence[str] | Discovery,
         *,
         channels_per_server: int = 1,
         max_message_bytes: int = 4 * 1024 * 1024,
         refresh_s: float = 5.0,
         connect_timeout_s: float = 10.0,
         security: ClientSecurity | None = None,
+        fleet_refresh_s: float = 1.0,
     ) -> None:
-        if isinstance(addresses, str):
-            addresses = [a.strip() for a in addresses.split(",") if a.strip()]
-        if not addresses:
-            raise ValueError("EnvClient needs at least one server address (host:port)")
+        self.discovery: Discovery | None = None
+        if isinstance(addresses, Discovery):
+            self.discovery = addresses
+        else:
+            if isinstance(addresses, str):
+                addresses = [a.strip() for a in addresses.split(",") if a.strip()]
+            if not addresses:
+                raise ValueError("EnvClient needs at least one server address (host:port)")
+            if any(is_fleet_address(a) for a in addresses):
+                if len(addresses) > 1:
+                    raise ValueError(
+                        f"a fleet address stands alone: give one ray://HOST:PORT/FLEET, not a list ({', '.join(addresses)})"
+                    )
+                self.discovery = Discovery(addresses[0], refresh_s=fleet_refresh_s)
         self.security = security or default_client()
-        self.servers = [_Server(a, channels_per_server, max_message_bytes, self.security) for a in addresses]
+        self._channels_per_server = channels_per_server
+        self._max_message_bytes = max_message_bytes
+        self._closing: set[asyncio.Task[None]] = set()
+        self._fleet_envs: set[str] = set()  # every env a fleet's table has listed so far
+        if self.discovery is not None:
+            # The servers come from the fleet's table, on first use (start() needs the event loop).
+            self.discovery.on_table = self._apply_table
+            self.servers: list[_Server] = []
+        else:
+            self.servers = [
+                _Server(a, channels_per_server, max_message_bytes, self.security) for a in addresses
+            ]
         self.refresh_s = refresh_s
         self.connect_timeout_s = connect_timeout_s
         self._refreshed_at = -1e18
@@ -149,12 +195,56 @@ class EnvClient:
         await self.close()
 
     async def close(self) -> None:
-        await asyncio.gather(*(s.close() for s in self.servers))
+        if self.discovery is not None:
+            await self.discovery.close()
+        await asyncio.gather(*(s.close() for s in self.servers), *self._closing, return_exceptions=True)
+
+    # --- fleets --------------------------------------------------------------------------------------
+    @property
+    def fleet(self) -> str | None:
+        """The fleet address this client routes by, if any."""
+        return str(self.discovery) if self.discovery is not None else None
+
+    async def _fleet_ready(self) -> None:
+        if self.discovery is not None and self.discovery.table is None:
+            await self.discovery.start()
+
+    def _apply_table(self, table: Any) -> None:
+        """A routing table read: new servers join, listed ones take their row (and our opens since
+        the last table start again from zero), unlisted ones are `gone`; a gone server's channels
+        close once no create, episode or close of ours is left on it at two reads in a row."""
+        listed: dict[str, ServerEntry] = {e["address"]: e for e in table["servers"]}
+        known = {s.address: s for s in self.servers}
+        for address, entry in listed.items():
+            server = known.get(address)
+            if server is None:
+                server = _Server(address, self._channels_per_server, self._max_message_bytes, self.security)
+                self.servers.append(server)
+                log.info("fleet server joined", extra={"address": address, "fleet": self.fleet})
+            server.entry, server.gone, server.idle_polls = entry, False, 0
+            server.opened_since_refresh.clear()
+            self._fleet_envs.update(entry["envs"])
+        for server in list(self.servers):
+            if server.address in listed:
+                continue
+            if not server.gone:
+                server.gone = True
+                log.info("fleet server left", extra={"address": server.address, "fleet": self.fleet})
+            server.idle_polls = server.idle_polls + 1 if not server.busy else 0
+            if server.idle_polls >= 2:
+                self.servers.remove(server)
+                task = asyncio.get_running_loop().create_task(server.close())
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
 
     # --- discovery -------------------------------------------------------------------------------
     async def server_status(self, address: str | None = None, timeout_s: float | None = None) -> ServerStatus:
-        """ListEnvs of one server (the first by default)."""
-        server = self._server(address) if address else self.servers[0]
+        """ListEnvs of one server (the first by default; of a fleet, the first that takes episodes)."""
+        if address:
+            server = self._server(address)
+        else:
+            await self._fleet_ready()
+            server = self._first()
         try:
             reply = await server.list_rpc(
                 pb.ListEnvsRequest(),
@@ -168,14 +258,20 @@ class EnvClient:
         return server.status
 
     async def refresh(self) -> list[ServerStatus | AgentGymError]:
-        """ListEnvs of every server, for routing; unreachable ones are marked down for a while."""
+        """ListEnvs of every server, for routing; unreachable ones are marked down for a while. A
+        fleet's client reads the routing table first, then asks every server it lists."""
+        if self.discovery is not None:
+            if self.discovery.table is None:
+                await self.discovery.start()
+            else:
+                await self.discovery.refresh()
         results: list[ServerStatus | AgentGymError] = []
         replies = await asyncio.gather(
             *(self.server_status(s.address) for s in self.servers), return_exceptions=True
         )
         for server, reply in zip(self.servers, replies, strict=True):
             if isinstance(reply, AgentGymError):
-                server.down_until = time.monotonic() + self.refresh_s
+                server.down_until = time.monotonic() + self._down_s
                 results.append(reply)
             elif isinstance(reply, BaseException):
                 raise reply
@@ -193,14 +289,38 @@ class EnvClient:
                 for name, info in r.envs.items():
                     out.setdefault(name, info)
         if not out and all(s.status is None for s in self.servers):
-            raise Unavailable(f"no env server reachable at {', '.join(s.address for s in self.servers)}")
+            raise Unavailable(f"no env server reachable at {self._where()}")
         return out
+
+    def _where(self) -> str:
+        if self.discovery is not None:
+            listed = ", ".join(s.address for s in self.servers if not s.gone) or "none listed"
+            return f"fleet {self.discovery} (servers: {listed})"
+        return ", ".join(s.address for s in self.servers)
+
+    def _first(self) -> _Server:
+        if self.discovery is None:
+            return self.servers[0]
+        listed = [s for s in self.servers if s.entry is not None and not s.gone]
+        usable = [s for s in listed if s.entry is not None and s.entry["healthy"] and not s.entry["draining"]]
+        if not (usable or listed):
+            raise Unavailable(f"fleet {self.discovery} lists no env server yet (`agentgym fleet status`)")
+        return (usable or listed)[0]
 
     async def env_info(self, env: str) -> EnvInfo:
         envs = await self.envs()
         if env not in envs:
             raise NotFound(f"no server hosts env {env!r}; hosted: {', '.join(sorted(envs)) or 'none'}")
         return envs[env]
+
+    @property
+    def _down_s(self) -> float:
+        """How long a server that failed a create (or, in a fleet, dropped a stream) gets no new
+        episodes: until the next ListEnvs refresh, or for a fleet a little past the next table
+        (the controller drops a dead server within about a second of noticing)."""
+        if self.discovery is not None:
+            return max(2.0, 2 * self.discovery.refresh_s)
+        return self.refresh_s
 
     def _server(self, address: str) -> _Server:
         for s in self.servers:
@@ -209,6 +329,8 @@ class EnvClient:
         raise ValueError(f"{address} is not one of this client's servers")
 
     async def _candidates(self, env: str) -> list[_Server]:
+        if self.discovery is not None:
+            return await self._fleet_candidates(env)
         if len(self.servers) == 1:
             return self.servers
         if time.monotonic() - self._refreshed_at > self.refresh_s:
@@ -227,6 +349,32 @@ class EnvClient:
                 )
             raise Unavailable(f"no env server reachable at {', '.join(s.address for s in self.servers)}")
         return sorted(hosting, key=lambda s: s.load(env))
+
+    async def _fleet_candidates(self, env: str) -> list[_Server]:
+        """The fleet's servers that take new `env` episodes (core/fleet.py's rule), least loaded first."""
+        await self._fleet_ready()
+        now = time.monotonic()
+        usable = [
+            s
+            for s in self.servers
+            if not s.gone
+            and s.entry is not None
+            and accepts_new_episodes(s.entry, env)
+            and s.down_until <= now
+        ]
+        if usable:
+            return sorted(usable, key=lambda s: s.load(env))
+        hosting = [s for s in self.servers if not s.gone and s.entry is not None and env in s.entry["envs"]]
+        if hosting or env in self._fleet_envs:
+            # Draining, unhealthy or just failed: retryable, the fleet may have a replica for it soon.
+            raise Unavailable(
+                f"no server of fleet {self.discovery} takes new {env!r} episodes now "
+                f"({len(hosting)} hosting it, all draining, unhealthy or unreachable: replicas may be restarting)"
+            )
+        hosted = sorted({e for s in self.servers if not s.gone and s.entry for e in s.entry["envs"]})
+        raise NotFound(
+            f"no server of fleet {self.discovery} hosts env {env!r}; hosted: {', '.join(hosted) or 'none'}"
+        )
 
     # --- episodes --------------------------------------------------------------------------------
     async def open_episode(
@@ -255,7 +403,7 @@ class EnvClient:
                 if not exc.retryable or len(candidates) == 1:
                     raise
                 if isinstance(exc, Unavailable):
-                    server.down_until = time.monotonic() + self.refresh_s
+                    server.down_until = time.monotonic() + self._down_s
                 last_error = exc
         assert last_error is not None
         raise last_error
@@ -362,6 +510,7 @@ class Episode:
         self._forget()
         call = self.call
         assert call is not None
+        self.server.closing += 1  # its channel stays open until the server's goodbye
         try:
             async with self._lock:
                 await call.done_writing()
@@ -369,13 +518,19 @@ class Episode:
                     pass
         except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
             pass  # the episode is over either way; the server frees its env when the stream ends
+        finally:
+            self.server.closing -= 1
         return self.last
 
     # --- plumbing ------------------------------------------------------------------------------------
     async def _create(self, create: pb.CreateRequest) -> None:
         self.call = self.server.session_call()
         self.alive = True
-        reply = await self._request(pb.SessionRequest(create=create))
+        self.server.creating += 1
+        try:
+            reply = await self._request(pb.SessionRequest(create=create))
+        finally:
+            self.server.creating -= 1
         self._take_created(reply.created)
         self.server.open[self.env] += 1
         self.server.opened_since_refresh[self.env] += 1
@@ -432,6 +587,10 @@ class Episode:
             except grpc.aio.AioRpcError as exc:
                 self.alive = False
                 self._forget()
+                if exc.code() == grpc.StatusCode.UNAVAILABLE and self.client.discovery is not None:
+                    # The server went away under a live stream: no new episodes there until the
+                    # fleet's table says what became of it.
+                    self.server.down_until = time.monotonic() + self.client._down_s
                 if exc.code() == grpc.StatusCode.INTERNAL and exc.details() == "Internal error from Core":
                     # grpc's signature of writing to a stream the server had already ended, with
                     # the server's own status lost: say what happened instead.

@@ -5,11 +5,18 @@
 
 - Bounded concurrency with asyncio-pool: at most `concurrency` episodes live at once.
 - Each episode has a deadline; transient transport failures (a server unreachable, full, or
-  restarting) are retried from the start of the episode, with backoff, a few times.
+  restarting, or gone in the middle of the episode: UNAVAILABLE) are re-run from the start of the
+  episode, on whichever server the client picks then, with backoff, a few times. Only the attempt
+  that finishes is written and counted; `RolloutSummary.reruns` counts the re-runs.
 - A failure budget: after `max_failures` failed episodes the run stops, cancelling what is in
   flight, and the summary says why (the CLI then exits non-zero).
 - Resumable: sinks report the record ids they already hold, and those episodes are skipped.
 - A progress bar shows episodes done, success so far, steps/s and tokens/s.
+
+The steps of `run` are public so that other drivers can share them (client/ray_rollout.py plays
+episodes on Ray actors and records them here): `plan` (what is left to play), `prepare` (the envs
+and the policy), `play` (one episode, with its re-runs, to an `Outcome`), `record` (sinks, counts,
+the failure budget), `summarize`.
 """
 
 from __future__ import annotations
@@ -104,6 +111,8 @@ class RolloutSummary:
     skipped: int = 0  # already in the sinks (resumed)
     finished: int = 0
     failed: int = 0
+    reruns: int = 0  # attempts replayed from the start after a transient failure (not episodes)
+    placement: str = ""  # where the episodes ran, when not here ("2 rollout workers on 2 nodes")
     stopped: str = ""  # why the run stopped early, if it did
     per_env: dict[str, dict[str, float]] = field(default_factory=dict)
     errors: Counter[str] = field(default_factory=Counter)
@@ -114,6 +123,18 @@ class RolloutSummary:
     @property
     def ok(self) -> bool:
         return not self.stopped
+
+
+@dataclass
+class Outcome:
+    """What playing one episode came to: its trajectory, or the error of its last attempt
+    ("Kind: message", and Kind alone), and how many times it was re-run from the start."""
+
+    spec: EpisodeSpec
+    trajectory: Trajectory | None = None
+    kind: str = ""
+    error: str = ""
+    reruns: int = 0
 
 
 def _consume(future: asyncio.Future[Any]) -> None:
@@ -151,25 +172,9 @@ class Rollout:
         self.max_action_bytes: int | None = None
 
     async def run(self, specs: Sequence[EpisodeSpec]) -> RolloutSummary:
-        t0 = self._t0 = time.perf_counter()
-        done: set[str] = set()
-        for sink in self.sinks:
-            done |= await sink.done_ids()
-        todo = [s for s in specs if s.record_id not in done]
-        ids = [s.record_id for s in todo]
-        if len(ids) != len(set(ids)):
-            dup = [i for i, n in Counter(ids).items() if n > 1][:5]
-            raise ValueError(f"the same episode is planned twice: {dup}")
-        self.summary.planned, self.summary.skipped = len(specs), len(specs) - len(todo)
-        self._envs = {
-            name: info for name, info in (await self.client.envs()).items() if name in {s.env for s in todo}
-        }
-        missing = {s.env for s in todo} - set(self._envs)
-        if missing:
-            raise AgentGymError(f"no server hosts env(s) {sorted(missing)}")
-        status = await self.client.server_status()
-        self.max_action_bytes = status.max_action_bytes
-        self.policy.prepare(self._envs)
+        self._t0 = time.perf_counter()
+        todo = await self.plan(specs)
+        await self.prepare({s.env for s in todo})
         progress = self._progress(len(todo))
         try:
             with progress:
@@ -185,7 +190,38 @@ class Rollout:
         finally:
             for sink in self.sinks:
                 await sink.close()
-        self.summary.seconds = time.perf_counter() - t0
+        return self.summarize()
+
+    @property
+    def stopping(self) -> bool:
+        """The failure budget is spent: start nothing more."""
+        return self._stop.is_set()
+
+    async def plan(self, specs: Sequence[EpisodeSpec]) -> list[EpisodeSpec]:
+        """The episodes still to play: those no sink holds yet (a resumed run skips the rest)."""
+        done: set[str] = set()
+        for sink in self.sinks:
+            done |= await sink.done_ids()
+        todo = [s for s in specs if s.record_id not in done]
+        ids = [s.record_id for s in todo]
+        if len(ids) != len(set(ids)):
+            dup = [i for i, n in Counter(ids).items() if n > 1][:5]
+            raise ValueError(f"the same episode is planned twice: {dup}")
+        self.summary.planned, self.summary.skipped = len(specs), len(specs) - len(todo)
+        return todo
+
+    async def prepare(self, envs: set[str]) -> None:
+        """Learn the envs to play from the servers and hand them to the policy."""
+        self._envs = {name: info for name, info in (await self.client.envs()).items() if name in envs}
+        missing = envs - set(self._envs)
+        if missing:
+            raise AgentGymError(f"no server hosts env(s) {sorted(missing)}")
+        status = await self.client.server_status()
+        self.max_action_bytes = status.max_action_bytes
+        self.policy.prepare(self._envs)
+
+    def summarize(self) -> RolloutSummary:
+        self.summary.seconds = time.perf_counter() - self._t0
         self.summary.per_env = {
             env: {
                 "episodes": c["episodes"],
@@ -206,15 +242,20 @@ class Rollout:
         self._running.add(task)
         metrics.ROLLOUT_LIVE.inc()
         try:
-            await self._play(spec)
+            await self.record(await self.play(spec))
         finally:
             self._running.discard(task)
             metrics.ROLLOUT_LIVE.dec()
         progress.update(task_id, advance=1, **self._fields())
 
-    async def _play(self, spec: EpisodeSpec) -> None:
+    async def play(self, spec: EpisodeSpec) -> Outcome:
+        """Play one episode, re-running it from the start after transient failures (a server gone
+        mid-episode included: the client sends the re-run wherever it routes new episodes then).
+        Writes nothing: `record` does, once per episode."""
         cfg = self.config
         error: BaseException | None = None
+        trajectory: Trajectory | None = None
+        reruns = 0
         for attempt in range(cfg.retries + 1):
             try:
                 async with asyncio.timeout(cfg.episode_timeout_s):
@@ -233,6 +274,8 @@ class Rollout:
                 error = exc
                 if _transient(exc) and attempt < cfg.retries:
                     metrics.ROLLOUT_RETRIES.labels(spec.env).inc()
+                    reruns += 1
+                    log.info("episode re-run", extra={"item_id": spec.record_id, "error": str(exc)})
                     await asyncio.sleep(min(10.0, 0.2 * 2**attempt))
                     continue
                 break
@@ -242,10 +285,20 @@ class Rollout:
                 break
             else:
                 error = None
-                await self._finished(spec, trajectory)
                 break
-        if error is not None:
-            await self._failed(spec, error)
+        if error is None:
+            assert trajectory is not None
+            return Outcome(spec, trajectory, reruns=reruns)
+        kind = type(error).__name__
+        return Outcome(spec, kind=kind, error=f"{kind}: {error}", reruns=reruns)
+
+    async def record(self, outcome: Outcome) -> None:
+        """Write a played episode to the sinks and count it (once: call this once per episode)."""
+        self.summary.reruns += outcome.reruns
+        if outcome.trajectory is not None:
+            await self._finished(outcome.spec, outcome.trajectory)
+        else:
+            await self._failed(outcome.spec, outcome.kind, outcome.error)
 
     async def _finished(self, spec: EpisodeSpec, t: Trajectory) -> None:
         for sink in self.sinks:
@@ -263,27 +316,28 @@ class Rollout:
         c["rounds"] += t.rounds or 0
         self._reward[spec.env] = self._reward.get(spec.env, 0.0) + (t.reward or 0.0)
 
-    async def _failed(self, spec: EpisodeSpec, error: BaseException) -> None:
+    async def _failed(self, spec: EpisodeSpec, kind: str, error: str) -> None:
         s = self.summary
         s.failed += 1
         metrics.ROLLOUT_EPISODES.labels(spec.env, "failed").inc()
-        kind = type(error).__name__
         s.errors[kind] += 1
         self._stats.setdefault(spec.env, Counter())["failed"] += 1
-        log.warning("episode failed", extra={"item_id": spec.record_id, "error": f"{kind}: {error}"})
+        log.warning("episode failed", extra={"item_id": spec.record_id, "error": error})
         report = {
             "item_id": spec.item_id,
             "sample": spec.sample,
             "env": spec.env,
             "task_id": spec.task_id,
-            "error": f"{kind}: {error}",
+            "error": error,
             "time": time.time(),
         }
         for sink in self.sinks:
             await sink.failed(report)
         budget = self.config.max_failures
         if budget is not None and s.failed > budget and not self._stop.is_set():
-            s.stopped = f"failure budget spent: {s.failed} failed episodes (max_failures={budget}); last: {kind}: {error}"
+            s.stopped = (
+                f"failure budget spent: {s.failed} failed episodes (max_failures={budget}); last: {error}"
+            )
             log.error("rollout stopped", extra={"reason": s.stopped})
             self._stop.set()
             current = asyncio.current_task()

@@ -1,5 +1,9 @@
 """Options shared by the CLI's verbs: policy, tasks, servers, run limits (`agentgym rollout` and
-`agentgym eval`), and the security flags of every server and every client (docs/security.md)."""
+`agentgym eval`, with --ray for Ray rollout workers), and the security flags of every server and
+every client (docs/security.md).
+
+Every verb's --server also takes a fleet, `ray://HOST:PORT/FLEET` (docs/fleet.md): EnvClient
+resolves it to the fleet's servers (client/discovery.py); nothing here treats it specially."""
 
 from __future__ import annotations
 
@@ -14,9 +18,10 @@ from agentgym.client.envclient import EnvClient
 from agentgym.client.errors import AgentGymError
 from agentgym.client.policies import BACKENDS, Policy, Sampling, make_policy
 from agentgym.client.react import EpisodeSpec
-from agentgym.client.rollout import RolloutConfig
+from agentgym.client.rollout import Rollout, RolloutConfig, RolloutSummary
 from agentgym.client.tasks import expand, select_tasks, tasks_from_item_file
 from agentgym.core.envinfo import EnvInfo
+from agentgym.core.fleet import is_fleet_address, parse_fleet_address
 from agentgym.core.metrics import check_port, start_metrics_server
 from agentgym.core.security import (
     ENV_TLS_CA,
@@ -87,7 +92,8 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--server",
         default=None,
-        help=f"env server(s) HOST:PORT,... (default {DEFAULT_SERVER} if it answers, else an embedded one)",
+        help=f"env server(s) HOST:PORT,..., or a fleet ray://HOST:PORT/FLEET (default {DEFAULT_SERVER} if it "
+        "answers, else an embedded one)",
     )
     g.add_argument("--concurrency", type=int, default=256, help="episodes at once (default 256)")
     g.add_argument("--episode-timeout", type=float, default=1800.0, help="seconds per episode (default 1800)")
@@ -163,7 +169,74 @@ def server_security(args: argparse.Namespace) -> ServerSecurity:
         raise SystemExit(f"agentgym: {exc}") from None
 
 
-def policy_from_args(args: argparse.Namespace) -> Policy:
+def add_ray_args(p: argparse.ArgumentParser) -> None:
+    """--ray: play the episodes on Ray rollout-worker actors across the cluster (client/ray_rollout.py)."""
+    g = p.add_argument_group("Ray rollout workers (docs/fleet.md; needs pip install 'agentgym[ray]')")
+    g.add_argument("--ray", action="store_true",
+                   help="spread the episodes over rollout-worker actors on the Ray cluster's nodes; results come "
+                   "back here (one progress bar, one table, the same output)")  # fmt: skip
+    g.add_argument("--ray-address", default=None,
+                   help="the cluster: ray://HOST:PORT, a GCS HOST:PORT or auto (default: the fleet's, when "
+                   "--server is ray://..., else auto)")  # fmt: skip
+    g.add_argument("--ray-workers", type=int, default=None,
+                   help="rollout-worker actors, spread over the nodes (default one per alive node); --concurrency "
+                   "is per worker")  # fmt: skip
+    g.add_argument("--ray-worker-cpus", type=float, default=0.0,
+                   help="CPUs each worker reserves (default 0: workers wait on env and policy servers)")  # fmt: skip
+
+
+def start_ray(args: argparse.Namespace) -> None:
+    """With --ray: check the flags and join the cluster (blocking: before the event loop starts).
+    AgentGymError (no Ray installed, no cluster there) and ValueError for the CLI to print."""
+    if not args.ray:
+        return
+    if not args.server:
+        raise ValueError(
+            "--ray needs --server: a fleet (ray://HOST:PORT/FLEET) or env servers every node reaches (HOST:PORT,...)"
+        )
+    if args.ray_workers is not None and args.ray_workers < 1:
+        raise ValueError(f"--ray-workers must be at least 1, got {args.ray_workers}")
+    from agentgym.client.discovery import connect_ray
+
+    connect_ray(ray_address(args))
+
+
+async def play(
+    args: argparse.Namespace,
+    client: EnvClient,
+    policy: Policy,
+    specs: list[EpisodeSpec],
+    sinks: list,  # type: ignore[type-arg]
+) -> RolloutSummary:
+    """Play `specs` with `policy` (policy_from_args) into `sinks`: here, or with --ray on Ray rollout
+    workers (client/ray_rollout.py), each building its own policy from the same flags."""
+    config = config_from_args(args)
+    if args.ray:
+        from agentgym.client.ray_rollout import RayRollout
+
+        engine = RayRollout(client, policy, policy_spec(args), args.server, config, sinks,
+                            workers=args.ray_workers, worker_cpus=args.ray_worker_cpus,
+                            security=client_security(args))  # fmt: skip
+        return await engine.run(specs)
+    await policy.start()
+    try:
+        return await Rollout(client, policy, config, sinks).run(specs)
+    finally:
+        await policy.close()
+
+
+def ray_address(args: argparse.Namespace) -> str:
+    """--ray-address, else the fleet's cluster when --server is a fleet, else auto."""
+    if args.ray_address:
+        return str(args.ray_address)
+    if args.server and is_fleet_address(args.server):
+        return parse_fleet_address(args.server).ray_address
+    return "auto"
+
+
+def policy_spec(args: argparse.Namespace) -> dict[str, object]:
+    """make_policy's arguments for the policy flags: what a Ray rollout worker builds its own
+    policy from (resolved here, so an API key read from this host's environment travels with it)."""
     sampling = Sampling(args.temperature, args.top_p, args.max_new_tokens)
     options: dict[str, object] = {"max_batch": args.max_batch} if args.policy == "hf" else {}
     if args.policy in ("sglang", "openai"):
@@ -172,9 +245,12 @@ def policy_from_args(args: argparse.Namespace) -> Policy:
         var = args.api_key_env or ("OPENAI_API_KEY" if args.policy == "openai" else None)
         key = os.environ.get(var, "") if var else ""
         options["security"] = client_security(args, token=key or None)
-    return make_policy(
-        args.policy, model=args.model, url=args.policy_url, sampling=sampling, seed=args.seed, **options
-    )
+    return {"backend": args.policy, "model": args.model, "url": args.policy_url, "sampling": sampling,
+            "seed": args.seed, **options}  # fmt: skip
+
+
+def policy_from_args(args: argparse.Namespace) -> Policy:
+    return make_policy(**policy_spec(args))  # type: ignore[arg-type]
 
 
 def config_from_args(args: argparse.Namespace) -> RolloutConfig:

@@ -1,27 +1,59 @@
-"""`agentgym conformance HOST:PORT`: run the protocol checks against any EnvService server."""
+"""`agentgym conformance HOST:PORT`: run the protocol checks against any EnvService server.
+
+Given a fleet, `ray://HOST:PORT/FLEET`, it checks every server the fleet lists, one after another."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from agentgym.client.cli.common import add_client_security_args, client_security
-from agentgym.client.conformance import run_suite
+from agentgym.client.conformance import CheckResult, run_suite
+from agentgym.client.discovery import Discovery
+from agentgym.client.errors import AgentGymError
+from agentgym.core.fleet import is_fleet_address
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("conformance", help="check a server against the contract", description=__doc__)
-    p.add_argument("address", help="HOST:PORT (grpcs://HOST:PORT: TLS) of the server under test")
+    p.add_argument(
+        "address",
+        help="HOST:PORT (grpcs://HOST:PORT: TLS) of the server under test, or ray://HOST:PORT/FLEET: each of its servers",
+    )
     p.add_argument("--only", action="append", help="run only checks whose name contains this (repeatable)")
     add_client_security_args(p)
     p.set_defaults(func=run)
 
 
+async def _fleet_servers(address: str) -> list[str]:
+    discovery = Discovery(address)
+    table = await discovery.refresh()
+    return [s["address"] for s in table["servers"]]
+
+
 def run(args: argparse.Namespace) -> int:
-    results = run_suite(args.address, set(args.only) if args.only else None, client_security(args))
-    table = Table(title=f"Conformance of {args.address}")
+    only = set(args.only) if args.only else None
+    if not is_fleet_address(args.address):
+        return _report(args.address, run_suite(args.address, only, client_security(args)))
+    try:
+        servers = asyncio.run(_fleet_servers(args.address))
+    except (AgentGymError, ValueError) as exc:
+        Console().print(f"[red]agentgym conformance: {escape(str(exc))}[/red]")
+        return 2
+    if not servers:
+        Console().print(f"[red]agentgym conformance: fleet {args.address} lists no server[/red]")
+        return 2
+    return max(
+        _report(f"{a} (fleet {args.address})", run_suite(a, only, client_security(args))) for a in servers
+    )
+
+
+def _report(address: str, results: list[CheckResult]) -> int:
+    table = Table(title=f"Conformance of {address}")
     for col in ("check", "result", "seconds", "detail"):
         table.add_column(col, overflow="fold")
     style = {"PASS": "green", "FAIL": "red", "SKIP": "yellow"}

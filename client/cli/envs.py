@@ -6,6 +6,7 @@ import argparse
 import asyncio
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from agentgym.client.cli.common import add_client_security_args, client_security
@@ -20,7 +21,9 @@ DEFAULT_SERVER = "127.0.0.1:50051"
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("envs", help="list the envs servers host", description=__doc__)
     p.add_argument(
-        "--server", default=DEFAULT_SERVER, help=f"comma-separated HOST:PORT list (default {DEFAULT_SERVER})"
+        "--server",
+        default=DEFAULT_SERVER,
+        help=f"comma-separated HOST:PORT list, or a fleet ray://HOST:PORT/FLEET (default {DEFAULT_SERVER})",
     )
     p.add_argument("--local", action="store_true", help="list envs registered in this installation instead")
     add_client_security_args(p)
@@ -50,14 +53,14 @@ def run(args: argparse.Namespace) -> int:
         return _local(console)
     try:
         statuses = asyncio.run(_statuses(args.server, client_security(args)))
-    except AgentGymError as exc:
-        console.print(f"[red]{exc}[/red]")
+    except (AgentGymError, ValueError) as exc:
+        console.print(f"[red]{escape(str(exc))}[/red]")
         return 1
     rows: list[tuple[str, ...]] = []
     failed = 0
     for status in statuses:
         if isinstance(status, AgentGymError):
-            console.print(f"[red]{status}[/red]")
+            console.print(f"[red]{escape(str(status))}[/red]")
             failed += 1
             continue
         for info in status.envs.values():

@@ -12,6 +12,8 @@ leaves failed episodes out, and `failed` counts them.
 An env whose server does not play the original benchmark's tasks (its task_set is not "original")
 is marked as such under the table and in results.json, so its numbers are not taken for the
 original's. With --profile agentgym every env must be served under that profile (docs/compat.md).
+--server takes a fleet (ray://HOST:PORT/FLEET); --ray plays the episodes on rollout workers across
+the Ray cluster, with the same table and files (docs/fleet.md).
 """
 
 from __future__ import annotations
@@ -25,20 +27,23 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from agentgym.client.cli.common import (
     add_policy_args,
+    add_ray_args,
     add_run_args,
     add_task_args,
-    config_from_args,
     env_client,
+    play,
     policy_from_args,
     specs_from_args,
+    start_ray,
 )
 from agentgym.client.errors import AgentGymError
 from agentgym.client.policies import PolicyError
-from agentgym.client.rollout import FileSink, Rollout
+from agentgym.client.rollout import FileSink
 from agentgym.client.tasks import TaskSpecError
 from agentgym.core.envinfo import EnvInfo
 from agentgym.core.trajectory import Trajectory, TrajectoryError, make_record_id, read_trajectories
@@ -53,6 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_policy_args(p)
     add_task_args(p, default_split="test")
     add_run_args(p)
+    add_ray_args(p)
     p.set_defaults(func=run)
 
 
@@ -160,14 +166,12 @@ async def _play(
     async with env_client(args, console) as client:
         specs = await specs_from_args(client, args)
         infos = await client.envs()
-        await policy.start()
         try:
-            summary = await Rollout(
-                client, policy, config_from_args(args), [FileSink(out / "trajectories.jsonl", fsync_every=0)]
-            ).run(specs)
+            summary = await play(
+                args, client, policy, specs, [FileSink(out / "trajectories.jsonl", fsync_every=0)]
+            )
         finally:
             described = policy.describe()
-            await policy.close()
     return summary, specs, described, infos
 
 
@@ -187,9 +191,8 @@ def report(
     failed = failed_episodes(out / "trajectories.errors.jsonl", wanted, {t.record_id for t in records})
     results = results_table(records, planned, failed)
     mark_task_sets(results, infos or {})
-    results.update(
-        policy=described, failed=summary.failed, stopped=summary.stopped, seconds=round(summary.seconds, 2)
-    )
+    results.update(policy=described, failed=summary.failed, reruns=summary.reruns, stopped=summary.stopped,
+                   seconds=round(summary.seconds, 2))  # fmt: skip
     (out / "results.json").write_text(json.dumps(results, indent=2))
     title = f"{described.get('policy')} {described.get('model', '')}".strip()
     (out / "results.md").write_text(markdown(results, title))
@@ -220,6 +223,11 @@ def report(
             f'[yellow]{failures} episodes failed and count as failures in success % ("of finished" leaves '
             f"them out); see {out / 'trajectories.errors.jsonl'}[/yellow]"
         )
+    if summary.placement:
+        console.print(summary.placement)
+    if summary.reruns:
+        console.print(f"{summary.reruns} re-runs: episodes played again from the start after their server or "
+                      "worker went away (each counted once)")  # fmt: skip
     if summary.stopped:
         console.print(f"[red]stopped: {summary.stopped}[/red]")
     console.print(
@@ -233,9 +241,10 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/eval-{args.policy}-{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)
     try:
+        start_ray(args)
         summary, specs, described, infos = asyncio.run(_play(args, console, out))
     except (AgentGymError, PolicyError, TaskSpecError, TrajectoryError, ValueError) as exc:
-        console.print(f"[red]agentgym eval: {exc}[/red]")
+        console.print(f"[red]agentgym eval: {escape(str(exc))}[/red]")
         return 2
     report(console, out, summary, specs, described, infos)
     return 0 if summary.ok else 1

@@ -12,6 +12,7 @@ import asyncio
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 
 from agentgym.client.cli.common import DEFAULT_SERVER, add_client_security_args, client_security, connect
 from agentgym.client.envclient import Episode
@@ -30,7 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--task", type=int, default=0, help="task id (default 0)")
     p.add_argument("--seed", type=int, default=None, help="seed (default: the env's default for the task)")
     p.add_argument(
-        "--server", default=None, help=f"HOST:PORT (default {DEFAULT_SERVER}, else an embedded server)"
+        "--server",
+        default=None,
+        help=f"HOST:PORT or a fleet ray://HOST:PORT/FLEET (default {DEFAULT_SERVER}, else an embedded server)",
     )
     p.add_argument("--max-steps", type=int, default=0, help="step limit (default: the env's max rounds)")
     add_client_security_args(p)
@@ -60,7 +63,7 @@ async def _play(args: argparse.Namespace) -> int:
                 _show(console, ep.initial)
                 return await _loop(console, ep)
     except AgentGymError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{escape(str(exc))}[/red]")
         return 1
 
 

@@ -2,7 +2,9 @@
 
     agentgym rollout --policy expert --envs maze,wordle --split train --out runs/expert.jsonl
 
-Rerunning with the same --out skips episodes already in the file. With --profile agentgym every
+Rerunning with the same --out skips episodes already in the file. --server takes a fleet
+(ray://HOST:PORT/FLEET); --ray plays the episodes on rollout workers across the Ray cluster, with
+the same output (docs/fleet.md). With --profile agentgym every
 env must be served under that profile, so the trajectories open as the original's (docs/compat.md).
 """
 
@@ -12,20 +14,23 @@ import argparse
 import asyncio
 
 from rich.console import Console
+from rich.markup import escape
 
 from agentgym.client.cli.common import (
     add_policy_args,
+    add_ray_args,
     add_run_args,
     add_task_args,
     client_security,
-    config_from_args,
     env_client,
+    play,
     policy_from_args,
     specs_from_args,
+    start_ray,
 )
 from agentgym.client.errors import AgentGymError
 from agentgym.client.policies import PolicyError
-from agentgym.client.rollout import FileSink, Rollout, RolloutSummary
+from agentgym.client.rollout import FileSink, RolloutSummary
 from agentgym.client.tasks import TaskSpecError
 from agentgym.core.trajectory import TrajectoryError
 
@@ -43,6 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_policy_args(p)
     add_task_args(p, default_split="train")
     add_run_args(p)
+    add_ray_args(p)
     p.set_defaults(func=run)
 
 
@@ -72,7 +78,10 @@ def print_summary(console: Console, summary: RolloutSummary) -> None:
         )
     console.print(table)
     console.print(f"{summary.finished} finished, {summary.failed} failed, {summary.skipped} already done, "
-                  f"{summary.steps} steps in {summary.seconds:.1f}s")  # fmt: skip
+                  f"{summary.steps} steps in {summary.seconds:.1f}s"
+                  + (f", {summary.reruns} re-runs" if summary.reruns else ""))  # fmt: skip
+    if summary.placement:
+        console.print(summary.placement)
     if summary.errors:
         console.print("errors: " + ", ".join(f"{k} x{n}" for k, n in summary.errors.most_common()))
     if summary.stopped:
@@ -83,11 +92,7 @@ async def _run(args: argparse.Namespace, console: Console) -> int:
     policy = policy_from_args(args)
     async with env_client(args, console) as client:
         specs = await specs_from_args(client, args)
-        await policy.start()
-        try:
-            summary = await Rollout(client, policy, config_from_args(args), make_sinks(args)).run(specs)
-        finally:
-            await policy.close()
+        summary = await play(args, client, policy, specs, make_sinks(args))
     print_summary(console, summary)
     console.print(f"trajectories: {args.out}")
     return 0 if summary.ok else 1
@@ -96,7 +101,8 @@ async def _run(args: argparse.Namespace, console: Console) -> int:
 def run(args: argparse.Namespace) -> int:
     console = Console(stderr=False)
     try:
+        start_ray(args)
         return asyncio.run(_run(args, console))
     except (AgentGymError, PolicyError, TaskSpecError, TrajectoryError, ValueError) as exc:
-        console.print(f"[red]agentgym rollout: {exc}[/red]")
+        console.print(f"[red]agentgym rollout: {escape(str(exc))}[/red]")
         return 2
