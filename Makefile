@@ -105,6 +105,7 @@ bench: install
 	$(PY) bench/engine_envs.py $(call quick,--episodes 2 --repeat 1)
 	$(PY) bench/tool_envs.py $(call quick,--seconds 1 --concurrency 8 --live 50)
 	$(PY) bench/webshop.py $(call quick,--tasks 50 --episodes 100 --concurrency 8)
+	$(PY) bench/webarena.py $(call quick,--concurrency 1$(comma)8 --steps 6 --live 1$(comma)8)
 	@if command -v node >/dev/null 2>&1; then \
 	  $(PY) bench/node_sokoban.py $(call quick,--seconds 1 --concurrency 1$(comma)16); \
 	else echo "node not found: skipping bench/node_sokoban.py"; fi
@@ -114,6 +115,7 @@ bench: install
 	$(PY) bench/rl_overlap.py $(call quick,--steps 2 --tasks 2 --group 2 --repeats 1)
 	$(PY) bench/evol_overhead.py $(call quick,--iterations 1 --explore 16 --eval-tasks 8 --bc-tasks 30 --epochs 1)
 	$(PY) bench/soak.py $(call quick,--duration 20 --warmup 10 --concurrency 64 --think 0.5 --client-kill-every 8 --worker-kill-every 3 --idle-timeout 5 --sample-every 5,--duration 600 --warmup 60)
+	$(PY) bench/fleet.py $(call quick,--seconds 1 --repeat 1 --live 2000 --window 5)
 	$(PY) bench/heap_growth.py $(call quick,--warmup 500 --runs 1000$(comma)2000)
 
 wheel: install

@@ -24,6 +24,8 @@ SUBCOMMANDS = [
     "train",
     "view",
     "export",
+    "fleet",
+    "webarena",
 ]
 
 
