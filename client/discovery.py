@@ -61,6 +61,10 @@ def import_ray() -> ModuleType:
     return ray
 
 
+# What Ray client says when its per-client server process failed to start (worth another try).
+_CLIENT_START_FAILED = ("client server failed", "Initialization failure from server")
+
+
 def connect_ray(address: str) -> ModuleType:
     """Join the Ray cluster at `address` ("ray://HOST:PORT", "auto", a GCS address) unless this
     process is already connected (inside an actor, or a driver that called ray.init): then that
@@ -70,8 +74,10 @@ def connect_ray(address: str) -> ModuleType:
         if ray.is_initialized():
             return ray
         # Ray client's server starts one process per client on a port of its own range; when two
-        # clusters share a host, that start can fail at once. A second try takes another port.
-        attempts = 2 if address.startswith("ray://") else 1
+        # clusters share a host, or the host is busy, that start can fail at once ("Starting Ray
+        # client server failed", "Initialization failure from server"). Another try, after a pause,
+        # gets a new server process.
+        attempts = 3 if address.startswith("ray://") else 1
         for attempt in range(attempts):
             try:
                 ray.init(
@@ -79,8 +85,10 @@ def connect_ray(address: str) -> ModuleType:
                 )
                 break
             except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
-                if attempt + 1 < attempts and "client server failed" in str(exc):
+                transient = any(s in str(exc) for s in _CLIENT_START_FAILED)
+                if attempt + 1 < attempts and transient:
                     log.warning("Ray client connection refused; trying again", extra={"address": address})
+                    time.sleep(1.0 + attempt)
                     continue
                 raise Unavailable(
                     f"cannot join the Ray cluster at {address}: {exc}. Is the cluster up, and its Ray client server "

@@ -7,7 +7,7 @@
     summary = await engine.run(specs)
 
 N rollout-worker actors (default one per alive node; spread over the nodes in turn, each pinned
-softly to its node: Ray's SPREAD strategy put two 0-CPU workers on one node of two) each run the
+to its node: Ray's SPREAD strategy put two 0-CPU workers on one node of two) each run the
 ordinary engine (client/rollout.py: concurrency, deadlines, re-runs of transient failures) with
 their own EnvClient and their own policy, built from the same spec as the CLI's. This process (the
 driver) keeps the queue: it hands each worker small batches of episodes, at most `--concurrency`
@@ -209,16 +209,23 @@ class RayRollout:
                  extra={"workers": len(self.workers), "nodes": len({w.node_id for w in self.workers})})  # fmt: skip
 
     async def _start_one(self, ray: Any, index: int, node_id: str) -> _Worker:
-        """A worker pinned (softly) to `node_id`: one per node in turn, rather than Ray's SPREAD
-        strategy, which put two 0-CPU workers on one node of two in our tests; soft, so that a node
-        lost meanwhile does not keep it from starting elsewhere."""
+        """A worker on `node_id`: one per node in turn, rather than Ray's SPREAD strategy, which put
+        two 0-CPU workers on one node of two in our tests. The placement is strict (a soft one, too,
+        put both on one node at times); when it cannot start there (the node was lost meanwhile),
+        it starts wherever Ray puts it."""
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+        try:
+            return await self._start_on(ray, index, NodeAffinitySchedulingStrategy(node_id, soft=False))
+        except Exception as exc:
+            cause = _cause(exc)
+            log.warning("rollout worker did not start on its node; starting it anywhere",
+                        extra={"node_id": node_id, "error": f"{type(cause).__name__}: {cause}"})  # fmt: skip
+            return await self._start_on(ray, index, "DEFAULT")
+
+    async def _start_on(self, ray: Any, index: int, strategy: Any) -> _Worker:
         actor = ray.remote(RolloutWorkerActor).options(
-            num_cpus=self.worker_cpus,
-            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=True),
-            max_restarts=0,
-            max_task_retries=0,
+            num_cpus=self.worker_cpus, scheduling_strategy=strategy, max_restarts=0, max_task_retries=0
         )
         handle = await asyncio.to_thread(
             actor.remote, self.server, self.policy_spec, self._worker_config, self._envs, self.security

@@ -82,8 +82,9 @@ def test_expert_scrolls_down_then_up_then_gives_up() -> None:
     )
 
 
-# Templates the server test runs (one per evaluator kind and site); the in-process test runs the
-# rest, so every template is solved once through the real env without paying for any twice.
+# Templates the server test runs (one per evaluator kind and site); the in-process test runs every
+# third of the rest (every site and evaluator kind among them: a check, below). The whole set, every
+# task of every template, is `agentgym webarena solve` (docs/envs/webarena.md), too slow for the suite.
 OVER_SERVER = (1003, 1107, 1208, 1010)
 
 
@@ -100,9 +101,9 @@ def settings(builtin_sites: Any) -> dict[str, str]:
     return dict(builtin_sites.urls)
 
 
-def test_expert_solves_every_template_in_process(settings: dict[str, str]) -> None:
-    """One task of every template (but those of the server test) through registry.make("webarena"):
-    real Chromium, real evaluators."""
+def test_expert_solves_a_sample_of_templates_in_process(settings: dict[str, str]) -> None:
+    """One task of every third template (of those the server test leaves) through
+    registry.make("webarena"): real Chromium, real evaluators."""
 
     def run(task_id: int) -> tuple[int, float, int, str]:
         env = registry.make("webarena", settings)
@@ -119,8 +120,15 @@ def test_expert_solves_every_template_in_process(settings: dict[str, str]) -> No
             env.close()
 
     every = {t["intent_template_id"] for t in builtin_tasks()}
-    ids = first_of(every - set(OVER_SERVER))
-    assert len(ids) == len(every) - len(OVER_SERVER) >= 20
+    ids = first_of(set(sorted(every - set(OVER_SERVER))[::3]))
+    tasks = builtin_tasks()
+    assert {s for i in ids for s in tasks[i]["sites"]} == {"shopping", "shopping_admin", "reddit"}
+    assert {k for i in ids for k in tasks[i]["eval"]["eval_types"]} == {
+        "string_match",
+        "url_match",
+        "program_html",
+    }
+    assert len(ids) >= 8
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(run, ids))
     failed = [r for r in results if r[1] != 1.0]
