@@ -298,12 +298,7 @@ class BrowserSession:
         return self.pages[self.current]
 
     async def new_tab(self) -> Page:
-        assert self.context is not None
-        self._opening_tab = True
-        try:
-            page = await self.context.new_page()
-        finally:
-            self._opening_tab = False
+        page = await self._open_page()
         self._watch(page)
         self.pages.append(page)
         self.current = len(self.pages) - 1
@@ -311,14 +306,18 @@ class BrowserSession:
 
     async def scratch_page(self) -> Page:
         """A page outside the agent's tabs, in this context (the evaluators read pages with it)."""
+        page = await self._open_page()
+        page.on("dialog", lambda d: self._spawn(_dismiss(d)))
+        return page
+
+    async def _open_page(self) -> Page:
+        """A page this session opens itself (not a pop-up of the site's, which is closed)."""
         assert self.context is not None
         self._opening_tab = True
         try:
-            page = await self.context.new_page()
+            return await self.context.new_page()
         finally:
             self._opening_tab = False
-        page.on("dialog", lambda d: self._spawn(_dismiss(d)))
-        return page
 
     def _watch(self, page: Page) -> None:
         page.on("dialog", lambda d: self._spawn(_dismiss(d)))
